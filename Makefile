@@ -1,0 +1,34 @@
+# The README's commands. Each sets up .venv itself (torch from the local wheel cache on this machine;
+# on a GPU machine install your own CUDA/ROCm torch first, then `pip install -e .[train]`).
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test demo bench stress lint clean
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e ".[train,ray,mix,dev]"
+	touch $@
+
+venv: .venv/.installed
+
+test: venv
+	$(PY) -m pytest -m "not stress" tests
+
+demo: venv
+	$(PY) -m medmo_data.demo
+
+bench: venv
+	$(PY) -m bench
+
+stress: venv
+	$(PY) -m pytest -m stress tests
+
+lint: venv
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf demo data bench/results .pytest_cache

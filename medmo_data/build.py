@@ -1,0 +1,223 @@
+"""Distributor: stream a recipe's records, cut them into deterministic chunks, write chunks as shards.
+
+Chunks are cut by input order only (per shard group: split, plus image count when it differs from the
+source's usual count), never by completion order, so the bytes do not depend on `--workers` or on the
+engine. The driver holds at most a few chunks in memory at a time; memory stays flat as a source grows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from . import manifest as manifest_mod
+from .keys import is_safe_key, make_key
+from .normalize import NormalizeOptions
+from .recipe import RawSample, Recipe, Reject, SourceError
+from .schema import SPLITS
+from .writer import ShardTask, dump_json, finished, write_shard
+
+
+@dataclass
+class BuildOptions:
+    output: Path = Path("data")
+    workers: int = 1
+    limit: int | None = None
+    split: str | None = None
+    shard_samples: int = 1000
+    max_shard_bytes: int = 512 * 1024 * 1024
+    max_chunk_array_bytes: int = 256 * 1024 * 1024  # in-memory pixel arrays per chunk (npz sources)
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    recipe_options: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self, recipe: Recipe) -> str:
+        """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""
+        payload = {"recipe": recipe.info.name, "version": recipe.info.version,
+                   "normalize": asdict(self.normalize), "recipe_options": self.recipe_options,
+                   "shard_samples": self.shard_samples, "max_shard_bytes": self.max_shard_bytes}
+        return hashlib.sha256(dump_json(payload)).hexdigest()[:16]
+
+
+@dataclass
+class BuildResult:
+    manifest: dict[str, Any]
+    path: Path
+    seconds: float
+    shards_reused: int
+
+
+class OutputLocked(SourceError):
+    pass
+
+
+class _Lock:
+    """One build per output folder: a second concurrent build gets a clear error, not corrupt output."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".build.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self.fd)
+            raise OutputLocked(f"{self.path.parent}: another build is writing this folder (lock {self.path})") \
+                from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.fd is not None
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _array_bytes(raw: RawSample) -> int:
+    return sum(int(s.array.nbytes) for s in raw.images if s.array is not None)
+
+
+@dataclass
+class Chunk:
+    task: ShardTask
+    samples: list[RawSample]
+
+
+def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: list[dict[str, str]],
+                counters: Counter[str]) -> Iterator[Chunk]:
+    """Stream records into chunks. Recipe-level rejects and duplicates go to `recipe_rejects`."""
+    info = recipe.info
+    options_digest = opts.digest(recipe)
+    seen: set[int] = set()
+    open_chunks: dict[str, list[RawSample]] = {}
+    open_bytes: Counter[str] = Counter()
+    next_index: Counter[str] = Counter()
+
+    def close(group: str) -> Chunk:
+        samples = open_chunks.pop(group)
+        open_bytes.pop(group, None)
+        h = hashlib.sha256()
+        for s in samples:
+            h.update(f"{s.key}\0{s.id}\0".encode("utf-8", "surrogatepass"))
+        name = f"{group}-{next_index[group]:06d}"
+        next_index[group] += 1
+        return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples)
+
+    for item in recipe.records(root, dict(opts.recipe_options)):
+        if isinstance(item, RawSample) and opts.split and item.split != opts.split:
+            continue
+        if opts.limit is not None and counters["read"] >= opts.limit:
+            break
+        counters["read"] += 1
+        if isinstance(item, Reject):
+            recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": item.detail[:500]})
+            continue
+        if item.split not in SPLITS:
+            recipe_rejects.append({"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"})
+            continue
+        try:
+            item.key = item.key or make_key(item.id)
+        except ValueError as exc:
+            recipe_rejects.append({"id": repr(item.id), "reason": "bad_id", "detail": str(exc)})
+            continue
+        if not is_safe_key(item.key):
+            recipe_rejects.append({"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"})
+            continue
+        kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
+        if kh in seen:
+            recipe_rejects.append({"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"})
+            continue
+        seen.add(kh)
+        n = len(item.images)
+        group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
+        open_chunks.setdefault(group, []).append(item)
+        open_bytes[group] += _array_bytes(item)
+        if len(open_chunks[group]) >= opts.shard_samples or open_bytes[group] >= opts.max_chunk_array_bytes:
+            yield close(group)
+    for group in sorted(open_chunks):
+        yield close(group)
+
+
+def _run_task(chunk: Chunk, info, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
+    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes)
+
+
+def input_fingerprint(root: Path) -> str:
+    """Hash of relative paths and sizes under the input (mtimes differ between copies; sizes do not)."""
+    h = hashlib.sha256()
+    if root.is_file():
+        h.update(f"{root.name}\0{root.stat().st_size}\n".encode())
+        return h.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        for fn in sorted(filenames):
+            try:
+                size = os.stat(os.path.join(dirpath, fn)).st_size
+            except OSError:
+                size = -1
+            h.update(f"{rel}/{fn}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def build(recipe: Recipe, root: Path, opts: BuildOptions,
+          progress: Callable[[int], None] | None = None) -> BuildResult:
+    """Build one source into `opts.output / recipe.info.name`; resumes finished shards."""
+    if not root.exists():
+        raise SourceError(f"{root}: input folder does not exist")
+    t0 = time.perf_counter()
+    out_dir = opts.output / recipe.info.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _Lock(out_dir):
+        recipe_rejects: list[dict[str, str]] = []
+        counters: Counter[str] = Counter()
+        stats: list[dict[str, Any]] = []
+        reused = 0
+        chunks = plan_chunks(recipe, root, opts, recipe_rejects, counters)
+        if opts.workers <= 1:
+            for chunk in chunks:
+                done = finished(out_dir, chunk.task)
+                reused += done is not None
+                stats.append(done or _run_task(chunk, recipe.info, out_dir, opts))
+                if progress:
+                    progress(counters["read"])
+        else:
+            stats, reused = _run_parallel(chunks, recipe, out_dir, opts, counters, progress)
+        man = manifest_mod.make_source_manifest(recipe.info, opts, root, input_fingerprint(root), stats,
+                                                recipe_rejects, counters["read"])
+        path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+    return BuildResult(man, path, time.perf_counter() - t0, reused)
+
+
+def _run_parallel(chunks: Iterator[Chunk], recipe: Recipe, out_dir: Path, opts: BuildOptions,
+                  counters: Counter[str], progress: Callable[[int], None] | None) -> tuple[list[dict], int]:
+    stats: list[dict[str, Any]] = []
+    reused = 0
+    window = 2 * opts.workers  # bounded in-flight chunks keep the driver's memory flat
+    pending: list[Future] = []
+    with ProcessPoolExecutor(max_workers=opts.workers, mp_context=get_context("spawn")) as pool:
+        for chunk in chunks:
+            done = finished(out_dir, chunk.task)
+            if done is not None:
+                stats.append(done)
+                reused += 1
+                continue
+            pending.append(pool.submit(_run_task, chunk, recipe.info, out_dir, opts))
+            while len(pending) >= window:
+                stats.append(pending.pop(0).result())
+                if progress:
+                    progress(counters["read"])
+        for fut in pending:
+            stats.append(fut.result())
+    if progress:
+        progress(counters["read"])
+    return stats, reused

@@ -1,0 +1,190 @@
+"""The `medmo-data` command line. Exit codes: 0 ok, 1 the run failed, 2 bad usage or bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .recipe import SourceError, all_recipes, get_recipe
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn medical imaging and text sources into clean WebDataset shards.")
+console = Console(stderr=True)
+out = Console()
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line naming the file and the field, then exit."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def resolve_input(value: str, recipe_name: str) -> Path:
+    """A local folder, or a Hugging Face dataset id downloaded once into the hub cache (the only time
+    anything is fetched: when the user names a hub id)."""
+    p = Path(value)
+    if p.exists():
+        return p
+    if HUB_ID.match(value) and not value.startswith((".", "/")):
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:  # pragma: no cover - huggingface_hub comes with datasets
+            fail(f"{value}: not a folder, and huggingface_hub is not installed to fetch it")
+        recipe = get_recipe(recipe_name)
+        patterns = getattr(recipe.module, "HUB_PATTERNS", None)
+        try:
+            return Path(snapshot_download(value, repo_type="dataset", allow_patterns=patterns))
+        except Exception as exc:  # noqa: BLE001 - network and auth errors all mean "cannot get it"
+            fail(f"{value}: not a local folder, and the hub download failed ({type(exc).__name__}: {exc})")
+    fail(f"{value}: input folder does not exist")
+    raise AssertionError  # unreachable
+
+
+def _parse_options(values: list[str]) -> dict[str, str]:
+    opts = {}
+    for v in values:
+        if "=" not in v:
+            fail(f"--option {v!r}: expected KEY=VALUE")
+        k, val = v.split("=", 1)
+        opts[k.strip()] = val
+    return opts
+
+
+@app.command("list")
+def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Every source: name, stages, tasks, modality, access, licence, status."""
+    recipes = all_recipes()
+    rows = [r.info for r in recipes.values()]
+    if as_json:
+        from .manifest import info_json
+
+        out.print_json(json.dumps([info_json(i) for i in rows]))
+        return
+    t = Table(title=f"{len(rows)} sources")
+    for col in ("name", "stages", "tasks", "modality", "access", "licence", "status"):
+        t.add_column(col)
+    for i in rows:
+        t.add_row(i.name, ",".join(map(str, i.stages)), ",".join(i.tasks), i.modality, i.access, i.license,
+                  i.status)
+    out.print(t)
+
+
+@app.command()
+def build(
+    recipe: Annotated[str, typer.Option(help="Source name, see `medmo-data list`.")],
+    input: Annotated[str, typer.Option("--input", help="Raw release folder, or a Hugging Face dataset id.")],
+    output: Annotated[Path, typer.Option(help="Output root; writes OUTPUT/RECIPE/.")] = Path("data"),
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after N records.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split (train, val or test).")] = None,
+    shard_samples: Annotated[int, typer.Option(min=1, help="Records per shard.")] = 1000,
+    max_side: Annotated[int, typer.Option(help="Cap on the stored images' longest side (0: none).")] = 1280,
+    png_level: Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")] = 4,
+    drop_burned_in: Annotated[bool, typer.Option(help="Reject DICOMs whose header flags burned-in text.")] = False,
+    option: Annotated[list[str], typer.Option("--option", "-o", help="Recipe option KEY=VALUE.")] = [],  # noqa: B006
+    engine: Annotated[str, typer.Option(help="local, or ray for a cluster.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
+) -> None:
+    """Build one source into WebDataset shards plus a manifest. Re-running resumes."""
+    from .build import BuildOptions
+    from .build import build as run_build
+    from .normalize import NormalizeOptions
+    from .schema import SPLITS
+
+    if split is not None and split not in SPLITS:
+        fail(f"--split {split!r}: must be one of {', '.join(SPLITS)}")
+    try:
+        rec = get_recipe(recipe)
+    except SourceError as exc:
+        fail(str(exc))
+    root = resolve_input(input, recipe)
+    opts = BuildOptions(
+        output=output, workers=workers, limit=limit, split=split, shard_samples=shard_samples,
+        normalize=NormalizeOptions(max_side=max_side or None, png_level=png_level, drop_burned_in=drop_burned_in),
+        recipe_options=_parse_options(option),
+    )
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            tid = bar.add_task(f"building {recipe}", total=None)
+            if engine == "ray":
+                from .ray_engine import build_ray
+
+                result = build_ray(rec, root, opts, address=address)
+            elif engine == "local":
+                result = run_build(rec, root, opts, progress=lambda n: bar.update(tid, completed=n))
+            else:
+                fail(f"--engine {engine!r}: must be local or ray")
+    except SourceError as exc:
+        fail(str(exc))
+    m = result.manifest
+    t = Table(title=f"{recipe} -> {result.path.parent}")
+    for col in ("read", "written", "rejected", "shards", "reused", "seconds", "samples/s"):
+        t.add_column(col, justify="right")
+    c = m["counts"]
+    rate = c["read"] / result.seconds if result.seconds else 0.0
+    t.add_row(str(c["read"]), str(c["written"]), str(c["rejected"]), str(len(m["shards"])),
+              str(result.shards_reused), f"{result.seconds:.2f}", f"{rate:.1f}")
+    out.print(t)
+    if m["rejects_by_reason"]:
+        out.print("rejects: " + ", ".join(f"{k}={v}" for k, v in m["rejects_by_reason"].items()))
+
+
+@app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A built source: OUT/NAME.")],
+    no_images: Annotated[bool, typer.Option("--no-images", help="Skip decoding images.")] = False,
+) -> None:
+    """Re-hash shards and check every sample against the schema and the manifest."""
+    from .verify import verify as run_verify
+
+    if not (folder / "manifest.json").exists():
+        fail(f"{folder}/manifest.json: not found (build the source first)")
+    rep = run_verify(folder, decode_images=not no_images)
+    for p in rep.problems[:50]:
+        console.print(f"[red]x[/red] {p}", highlight=False)
+    if len(rep.problems) > 50:
+        console.print(f"... and {len(rep.problems) - 50} more problems")
+    status = "[green]ok[/green]" if rep.ok else f"[red]{len(rep.problems)} problems[/red]"
+    out.print(f"{folder}: {rep.shards} shards, {rep.samples} samples, {status}")
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    folder: Annotated[Path, typer.Argument(help="A built source: OUT/NAME.")],
+    out_path: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("grid.png"),
+    n: Annotated[int, typer.Option("-n", min=1, help="Samples to draw.")] = 16,
+) -> None:
+    """Draw samples with their boxes and text into one PNG grid."""
+    from .show import show as run_show
+
+    if not (folder / "manifest.json").exists():
+        fail(f"{folder}/manifest.json: not found (build the source first)")
+    try:
+        k = run_show(folder, out_path, n)
+    except ValueError as exc:
+        fail(str(exc), 1)
+    out.print(f"wrote {out_path} ({k} samples)")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""ImageSource -> pixels. Dispatches to the DICOM, NIfTI and raster (PNG/JPEG/TIFF/array) decoders.
+
+Returns a `Decoded`: 8-bit pixels (or the untouched JPEG bytes when they can pass through), the source
+size, and a derivation dict recorded in the sample's `images[i]`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .dicom import read_dicom
+from .nifti import read_nifti_slice
+from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .recipe import ImageSource
+
+# Refuse images whose header declares more pixels than this before decoding them (decompression bombs).
+MAX_PIXELS = 80_000_000
+
+_DICOM_MAGIC = b"DICM"
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass
+class Decoded:
+    pixels: np.ndarray  # uint8 HxW or HxWx3
+    width: int
+    height: int
+    derivation: dict[str, Any] = field(default_factory=dict)
+    jpeg_bytes: bytes | None = None  # original JPEG, usable as-is if no resize is needed
+
+    def image(self) -> Image.Image:
+        return Image.fromarray(self.pixels, "L" if self.pixels.ndim == 2 else "RGB")
+
+
+def _read_bytes(src: ImageSource) -> bytes:
+    if src.data is not None:
+        return src.data
+    try:
+        return Path(src.path).read_bytes()  # type: ignore[arg-type]
+    except FileNotFoundError as exc:
+        raise DecodeError("missing_image", f"{src.path} does not exist") from exc
+    except OSError as exc:
+        raise DecodeError("unreadable_image", f"{src.path}: {exc.strerror or exc}") from exc
+
+
+def _kind(src: ImageSource, head: bytes) -> str:
+    if src.kind != "auto":
+        return src.kind
+    name = (src.path or "").lower()
+    if name.endswith(_NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(".dcm") or head[128:132] == _DICOM_MAGIC:
+        return "dicom"
+    return "raster"
+
+
+def _finish_grey(values: np.ndarray, src: ImageSource, deriv: dict[str, Any]) -> np.ndarray:
+    """Windowing / rescaling for numeric (non-uint8 or explicitly windowed) grey pixels."""
+    values = values.astype(np.float64, copy=False)
+    if src.value_offset:
+        values = values + src.value_offset
+        deriv["value_offset"] = src.value_offset
+    if src.window is not None:
+        lo, hi = resolve_window(src.window)
+        deriv["window"] = {"source": src.window if isinstance(src.window, str) else "given", "lo": lo, "hi": hi}
+        return apply_window(values, lo, hi)
+    out, how = rescale_to_uint8(values, src.normalize or "minmax")
+    deriv["rescale"] = how
+    return out
+
+
+def _from_array(arr: np.ndarray, src: ImageSource, deriv: dict[str, Any]) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.ndim == 2:
+        if arr.dtype == np.uint8 and src.window is None and not src.value_offset and src.normalize is None:
+            return arr
+        return _finish_grey(arr, src, deriv)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        if arr.dtype == np.uint8:
+            return arr
+        out, how = rescale_to_uint8(arr, src.normalize or "minmax")
+        deriv["rescale"] = how
+        return out
+    raise DecodeError("bad_shape", f"pixels of shape {arr.shape} are neither HxW nor HxWx3")
+
+
+def _raster(data: bytes, src: ImageSource) -> Decoded:
+    deriv: dict[str, Any] = {}
+    bio = io.BytesIO(data)
+    try:
+        img = Image.open(bio)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise DecodeError("decompression_bomb", f"declared size {w}x{h} exceeds {MAX_PIXELS} pixels")
+        fmt = (img.format or "").upper()
+        deriv["format"] = fmt.lower() or "raster"
+        if fmt == "TIFF":
+            import tifffile
+
+            arr = tifffile.imread(io.BytesIO(data))
+            if arr.ndim == 3 and arr.shape[0] < 5 and arr.shape[-1] > 4:
+                arr = arr[0]  # first page / channel plane of a multi-page TIFF
+                deriv["page"] = 0
+        elif fmt == "JPEG" and img.mode in ("L", "RGB") and src.mode in (None, img.mode) \
+                and src.window is None and not src.normalize:
+            img.load()  # decodes fully: a truncated JPEG fails here, not in a training run
+            return Decoded(np.asarray(img), w, h, deriv, jpeg_bytes=data)
+        else:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.int32 if img.mode == "I" else np.uint16)
+            elif img.mode in ("RGBA", "LA", "P", "CMYK", "YCbCr", "1", "F"):
+                target = "L" if img.mode in ("LA", "1") else ("F" if img.mode == "F" else "RGB")
+                arr = np.asarray(img.convert(target))
+                deriv["converted_from"] = img.mode
+            else:
+                arr = np.asarray(img)
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DecodeError("decompression_bomb", str(exc)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError("corrupt_image", f"{type(exc).__name__}: {exc}") from exc
+    pixels = _from_array(np.asarray(arr), src, deriv)
+    return Decoded(pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], derivation=deriv)
+
+
+def _apply_mode(dec: Decoded, mode: str | None) -> Decoded:
+    if mode is None:
+        return dec
+    px = dec.pixels
+    if mode == "L" and px.ndim == 3:
+        dec.pixels = np.asarray(Image.fromarray(px, "RGB").convert("L"))
+        dec.derivation["converted_to"] = "L"
+    elif mode == "RGB" and px.ndim == 2:
+        dec.pixels = np.repeat(px[:, :, None], 3, axis=2)
+        dec.derivation["converted_to"] = "RGB"
+    return dec
+
+
+def decode(src: ImageSource, drop_burned_in: bool = False) -> Decoded:
+    """Decode one image source; raises DecodeError with a manifest reason on any failure."""
+    if src.array is not None:
+        deriv: dict[str, Any] = {"format": "array"}
+        px = _from_array(np.asarray(src.array), src, deriv)
+        return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
+    if src.kind == "nifti" or (src.kind == "auto" and (src.path or "").lower().endswith(_NIFTI_SUFFIXES)):
+        if src.path is None:
+            raise DecodeError("bad_source", "NIfTI sources must be files")
+        if not Path(src.path).exists():
+            raise DecodeError("missing_image", f"{src.path} does not exist")
+        px, deriv = read_nifti_slice(src.path, src.slice_index, src.axis, src.window, rescale=src.rescale)
+        return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
+    data = _read_bytes(src)
+    if not data:
+        raise DecodeError("empty_file", f"{src.describe()} is zero bytes")
+    kind = _kind(src, data[:132])
+    if kind == "dicom":
+        px, deriv = read_dicom(data, src.window, src.frame, drop_burned_in)
+        dec = Decoded(px, px.shape[1], px.shape[0], deriv)
+    elif kind in ("raster", "png16"):
+        dec = _raster(data, src)
+    else:
+        raise DecodeError("bad_source", f"unknown image kind {kind!r}")
+    return _apply_mode(dec, src.mode)

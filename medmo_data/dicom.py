@@ -1,0 +1,126 @@
+"""DICOM -> 8-bit pixels: modality LUT, VOI window, MONOCHROME1 inversion. No header value leaves here
+except the few technical ones recorded in the derivation (photometric, window bounds, frame).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
+
+
+def _read(src: str | Path | bytes):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    fp = io.BytesIO(src) if isinstance(src, bytes) else src
+    try:
+        return pydicom.dcmread(fp), False
+    except InvalidDicomError:
+        if isinstance(fp, io.BytesIO):
+            fp.seek(0)
+        try:
+            # Files without the 128-byte preamble / file meta (old ACR-NEMA style) are still DICOM.
+            return pydicom.dcmread(fp, force=True), True
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a corrupt file
+            raise DecodeError("corrupt_dicom", f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise DecodeError("corrupt_dicom", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _first(v: Any) -> float:
+    try:
+        return float(v[0]) if hasattr(v, "__len__") and not isinstance(v, (str, bytes)) else float(v)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise DecodeError("bad_window", f"unreadable window value {v!r}") from exc
+
+
+def burned_in(ds) -> bool:
+    return str(getattr(ds, "BurnedInAnnotation", "")).strip().upper() == "YES"
+
+
+def read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | None = None,
+               frame: int | None = None, drop_burned_in: bool = False) -> tuple[np.ndarray, dict]:
+    """Decode one DICOM frame to uint8 (HxW grey or HxWx3 colour) and describe how.
+
+    window: None = the file's VOI (LUT sequence first, then Window Center/Width), else min/max;
+    a name from NAMED_WINDOWS or (lo, hi) in modality units (HU for CT) overrides the file.
+    frame: index for multi-frame files (default: the middle frame).
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, convert_color_space
+
+    ds, forced = _read(src)
+    if drop_burned_in and burned_in(ds):
+        raise DecodeError("burned_in_annotation", "header says the image carries burned-in annotations")
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DecodeError("no_pixel_data", "the file holds no pixel data")
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frame is None:
+        frame = n_frames // 2
+    if not 0 <= frame < n_frames:
+        raise DecodeError("bad_frame", f"frame {frame} outside 0..{n_frames - 1}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
+        raise DecodeError("undecodable_pixels", f"{type(exc).__name__}: {exc}") from exc
+    if n_frames > 1:
+        arr = arr[frame]
+    # Big-endian files decode to '>i2'; PIL and our maths want native order.
+    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    deriv: dict[str, Any] = {"format": "dicom", "photometric": photometric, "frame": frame,
+                             "n_frames": n_frames}
+    if forced:
+        deriv["read_without_meta"] = True
+    if spp == 3 or arr.ndim == 3:
+        if photometric.startswith("YBR") and ds.file_meta.get("TransferSyntaxUID", None) is not None \
+                and not ds.file_meta.TransferSyntaxUID.is_compressed:
+            arr = convert_color_space(arr, photometric, "RGB")
+        if arr.dtype != np.uint8:
+            arr, how = rescale_to_uint8(arr, "minmax")
+            deriv["rescale"] = how
+        deriv["color"] = "RGB"
+        return np.ascontiguousarray(arr), deriv
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        rgb = apply_color_lut(arr, ds)
+        rgb, how = rescale_to_uint8(rgb, "minmax")
+        deriv.update(color="RGB", rescale=how)
+        return rgb, deriv
+    values = apply_modality_lut(arr, ds)
+    deriv["modality_lut"] = bool("RescaleSlope" in ds or "ModalityLUTSequence" in ds)
+    if window is not None:
+        lo, hi = resolve_window(window)
+        out = apply_window(values, lo, hi)
+        deriv["window"] = {"source": window if isinstance(window, str) else "given", "lo": lo, "hi": hi}
+    elif "VOILUTSequence" in ds:
+        voi = apply_voi_lut(values, ds, index=0, prefer_lut=True)
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2]) or 16
+        out = apply_window(voi, 0.0, float(2**bits - 1))
+        deriv["window"] = {"source": "dicom_voi_lut"}
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        if w < 1:
+            raise DecodeError("bad_window", f"window width {w} < 1")
+        # DICOM PS3.3 C.11.2.1.2 LINEAR: the ramp runs from c - 0.5 - (w-1)/2 to c - 0.5 + (w-1)/2.
+        lo, hi = c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2
+        out = apply_window(values, lo, hi) if hi > lo else apply_window(values, lo, lo + 1)
+        deriv["window"] = {"source": "dicom_voi", "lo": lo, "hi": hi}
+    else:
+        out, how = rescale_to_uint8(values, "minmax")
+        deriv["window"] = {"source": "minmax", "lo": how["lo"], "hi": how["hi"]}
+    if photometric == "MONOCHROME1":
+        out = 255 - out
+        deriv["inverted"] = True
+    if out.ndim != 2:
+        raise DecodeError("bad_shape", f"grey image decoded to shape {out.shape}")
+    return out, deriv

@@ -1,0 +1,105 @@
+"""The source manifest `<out>/<name>/manifest.json`: shards with sha256 and counts, what was read,
+written and rejected (by reason), versions, input fingerprint, licence and access, histograms.
+
+Everything in it is a function of the input and the options except the `created` timestamp.
+Every reject (recipe-level and sample-level) is listed by id in `rejects.jsonl` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .recipe import SourceInfo
+from .schema import SCHEMA_VERSION
+from .writer import _atomic_write, dump_json
+
+if TYPE_CHECKING:
+    from .build import BuildOptions
+
+MANIFEST = "manifest.json"
+REJECTS = "rejects.jsonl"
+MANIFEST_VERSION = 1
+
+
+def info_json(info: SourceInfo) -> dict[str, Any]:
+    d = asdict(info)
+    d["stages"] = list(info.stages)
+    d["tasks"] = list(info.tasks)
+    return d
+
+
+def make_source_manifest(info: SourceInfo, opts: BuildOptions, root: Path, fingerprint: str,
+                         stats: list[dict[str, Any]], recipe_rejects: list[dict[str, str]],
+                         read: int) -> dict[str, Any]:
+    stats = sorted(stats, key=lambda s: s["name"])
+    reasons: Counter[str] = Counter(r["reason"] for r in recipe_rejects)
+    tasks: Counter[str] = Counter()
+    modalities: Counter[str] = Counter()
+    splits: Counter[str] = Counter()
+    shards = []
+    objects = 0
+    for s in stats:
+        reasons.update(s["rejects_by_reason"])
+        tasks.update(s["tasks"])
+        modalities.update(s["modalities"])
+        splits[s["split"]] += s["written"]
+        objects += s["objects"]
+        for t in s["tars"]:
+            shards.append({"path": t["path"], "split": s["split"], "group": s["group"], "samples": t["samples"],
+                           "bytes": t["bytes"], "sha256": t["sha256"], "index": s["index"]["path"],
+                           "stats": f"{s['name']}.stats.json"})
+    written = sum(s["written"] for s in stats)
+    rejected = sum(reasons.values())
+    if read != written + rejected:
+        raise AssertionError(f"accounting broke: read {read} != written {written} + rejected {rejected}")
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "schema": SCHEMA_VERSION,
+        "medmo_data_version": __version__,
+        "source": info.name,
+        "recipe_version": info.version,
+        "info": info_json(info),
+        "license": info.license,
+        "access": info.access,
+        "input": {"name": root.name, "fingerprint": fingerprint},
+        "options": {
+            "split": opts.split, "limit": opts.limit, "shard_samples": opts.shard_samples,
+            "max_shard_bytes": opts.max_shard_bytes, "normalize": asdict(opts.normalize),
+            "recipe_options": opts.recipe_options,
+        },
+        "counts": {"read": read, "written": written, "rejected": rejected},
+        "rejects_by_reason": dict(sorted(reasons.items())),
+        "rejects_file": REJECTS,
+        "splits": dict(sorted(splits.items())),
+        "tasks": dict(sorted(tasks.items())),
+        "modalities": dict(sorted(modalities.items())),
+        "objects": objects,
+        "shards": shards,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write(out_dir: Path, man: dict[str, Any], stats: list[dict[str, Any]],
+          recipe_rejects: list[dict[str, str]]) -> Path:
+    lines = [dump_json({"stage": "recipe", **r}) for r in recipe_rejects]
+    for s in sorted(stats, key=lambda s: s["name"]):
+        lines += [dump_json({"stage": s["name"], **r}) for r in s["rejects"]]
+    _atomic_write(out_dir / REJECTS, b"".join(line + b"\n" for line in lines))
+    path = out_dir / MANIFEST
+    _atomic_write(path, json.dumps(man, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n")
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A source manifest from its folder or file path."""
+    p = path / MANIFEST if path.is_dir() else path
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{p}: no manifest (build the source first)") from exc

@@ -1,0 +1,91 @@
+"""Pixel maths shared by every decoder: windows, rescaling to 8 bit, resizing.
+
+All windowing follows one rule: out = round(255 * (clip(v, lo, hi) - lo) / (hi - lo)), in float64,
+so tests can check values by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# Named CT windows as (lo, hi) in HU, from the usual level/width presets.
+NAMED_WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (-1350.0, 150.0),          # L -600 W 1500
+    "mediastinum": (-125.0, 225.0),    # L 50 W 350
+    "soft_tissue": (-160.0, 240.0),    # L 40 W 400
+    "abdomen": (-160.0, 240.0),
+    "liver": (-45.0, 105.0),           # L 30 W 150
+    "bone": (-500.0, 1300.0),          # L 400 W 1800
+    "brain": (0.0, 80.0),              # L 40 W 80
+}
+
+
+class DecodeError(ValueError):
+    """An image that cannot be turned into pixels; `reason` is the manifest's reject reason."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def resolve_window(window: str | tuple[float, float] | list[float]) -> tuple[float, float]:
+    if isinstance(window, str):
+        if window not in NAMED_WINDOWS:
+            raise ValueError(f"unknown window {window!r}; named windows: {sorted(NAMED_WINDOWS)}")
+        return NAMED_WINDOWS[window]
+    lo, hi = (float(v) for v in window)
+    if not hi > lo:
+        raise ValueError(f"window upper bound {hi} must exceed lower bound {lo}")
+    return lo, hi
+
+
+def apply_window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear window [lo, hi] -> uint8 0..255."""
+    v = np.clip(values.astype(np.float64, copy=False), lo, hi)
+    return np.rint((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def rescale_to_uint8(values: np.ndarray, method: str = "minmax",
+                     percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[np.ndarray, dict]:
+    """Map any numeric image to uint8 by its own range; returns pixels and how it was done."""
+    v = values.astype(np.float64, copy=False)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0:
+        raise DecodeError("empty_image", "no finite pixel values")
+    if method == "percentile":
+        lo, hi = (float(x) for x in np.percentile(finite, percentiles))
+    elif method == "minmax":
+        lo, hi = float(finite.min()), float(finite.max())
+    else:
+        raise ValueError(f"unknown rescale method {method!r}")
+    if hi <= lo:
+        hi = lo + 1.0
+    v = np.nan_to_num(v, nan=lo)
+    return apply_window(v, lo, hi), {"method": method, "lo": lo, "hi": hi}
+
+
+def fit_longest_side(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Size after capping the longest side at max_side (never upscales)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if img.size == size:
+        return img
+    return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def to_pil(arr: np.ndarray) -> Image.Image:
+    """uint8 HxW or HxWx3 array -> PIL image."""
+    if arr.dtype != np.uint8:
+        raise DecodeError("bad_pixels", f"expected uint8 pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(arr), "L")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    raise DecodeError("bad_shape", f"image of shape {arr.shape} is neither HxW nor HxWx3")

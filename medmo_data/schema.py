@@ -1,0 +1,178 @@
+"""The `medmo/v1` sample record: vocabularies, typed parts and a validator that names the bad field.
+
+A record is plain JSON (what sits in a shard's `json` member). `validate_record` checks one and raises
+`SchemaError` whose message starts with the dotted path of the first field that is wrong, e.g.
+`objects[2].bbox: x2 (10.0) must be > x1 (12.0)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "medmo/v1"
+
+TASKS = (
+    "caption", "report", "vqa", "mcq", "grounding", "detection", "classification",
+    "text_qa", "instruction", "reasoning", "summarization",
+)
+MODALITIES = (
+    "ct", "mri", "xray", "ultrasound", "pathology", "microscopy", "fundus", "oct", "dermoscopy",
+    "endoscopy", "pet", "spect", "clinical_photo", "mixed", "none",
+)
+SPLITS = ("train", "val", "test")
+ACCESS = ("open", "registered", "credentialed")
+ROLES = ("system", "user", "assistant")
+PART_TYPES = ("image", "text", "objects")
+IMAGE_EXTS = ("png", "jpg")
+
+
+class SchemaError(ValueError):
+    """A record breaks the schema; the message begins with the offending field's path."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass
+class Obj:
+    """One box, in pixels of the STORED image `image` (XYXY, floats)."""
+
+    image: int
+    label: str
+    bbox: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"image": self.image, "label": self.label, "bbox": [float(v) for v in self.bbox]}
+
+
+@dataclass
+class ImageMeta:
+    member: str
+    width: int
+    height: int
+    source_width: int
+    source_height: int
+    derivation: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "member": self.member, "width": self.width, "height": self.height,
+            "source_width": self.source_width, "source_height": self.source_height,
+            "derivation": self.derivation,
+        }
+
+
+def text(s: str) -> dict[str, str]:
+    return {"type": "text", "text": s}
+
+
+def image() -> dict[str, str]:
+    return {"type": "image"}
+
+
+def objects() -> dict[str, str]:
+    return {"type": "objects"}
+
+
+def turn(role: str, *parts: dict[str, str] | str) -> dict[str, Any]:
+    """A chat turn; bare strings become text parts."""
+    return {"role": role, "content": [text(p) if isinstance(p, str) else p for p in parts]}
+
+
+def _need(cond: bool, path: str, problem: str) -> None:
+    if not cond:
+        raise SchemaError(path, problem)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def validate_bbox(bbox: Any, width: float, height: float, path: str) -> None:
+    _need(isinstance(bbox, list) and len(bbox) == 4, path, f"must be a list of 4 numbers, got {bbox!r}")
+    _need(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox), path,
+          f"must hold numbers, got {bbox!r}")
+    x1, y1, x2, y2 = bbox
+    _need(all(math.isfinite(v) for v in bbox), path, f"non-finite coordinate in {bbox!r}")
+    _need(x2 > x1, path, f"x2 ({x2}) must be > x1 ({x1})")
+    _need(y2 > y1, path, f"y2 ({y2}) must be > y1 ({y1})")
+    _need(x1 >= 0 and y1 >= 0, path, f"negative coordinate in {bbox!r}")
+    _need(x2 <= width and y2 <= height, path, f"{bbox!r} outside the {width}x{height} image")
+
+
+def validate_messages(messages: Any, n_images: int, has_objects: bool) -> None:
+    _need(isinstance(messages, list) and messages, "messages", "must be a non-empty list")
+    image_parts = 0
+    object_parts = 0
+    for i, msg in enumerate(messages):
+        p = f"messages[{i}]"
+        _need(isinstance(msg, dict), p, "must be an object")
+        _need(msg.get("role") in ROLES, f"{p}.role", f"must be one of {ROLES}, got {msg.get('role')!r}")
+        content = msg.get("content")
+        _need(isinstance(content, list) and content, f"{p}.content", "must be a non-empty list of parts")
+        for j, part in enumerate(content):
+            pp = f"{p}.content[{j}]"
+            _need(isinstance(part, dict) and part.get("type") in PART_TYPES, f"{pp}.type",
+                  f"must be one of {PART_TYPES}")
+            if part["type"] == "text":
+                _need(_is_str(part.get("text")), f"{pp}.text", "must be a string")
+            elif part["type"] == "image":
+                image_parts += 1
+            else:
+                _need(msg["role"] == "assistant", f"{pp}.type", "objects parts belong in assistant turns")
+                object_parts += 1
+    roles = [m["role"] for m in messages if m["role"] != "system"]
+    _need(bool(roles) and roles[0] == "user", "messages", "first non-system turn must be the user's")
+    _need(roles[-1] == "assistant", "messages", "last turn must be the assistant's")
+    for a, b in zip(roles, roles[1:]):
+        _need(a != b, "messages", "user and assistant turns must alternate")
+    _need(image_parts == n_images, "messages",
+          f"{image_parts} image placeholders but {n_images} images")
+    _need(not object_parts or has_objects, "messages", "an objects part needs at least one object")
+
+
+def validate_record(rec: Any) -> None:
+    """Raise SchemaError naming the first bad field of a `medmo/v1` record."""
+    _need(isinstance(rec, dict), "record", "must be a JSON object")
+    _need(rec.get("schema") == SCHEMA_VERSION, "schema", f"must be {SCHEMA_VERSION!r}")
+    for key in ("id", "source", "license"):
+        _need(_is_str(rec.get(key)) and rec[key] != "", key, "must be a non-empty string")
+    _need(rec.get("split") in SPLITS, "split", f"must be one of {SPLITS}, got {rec.get('split')!r}")
+    _need(rec.get("task") in TASKS, "task", f"must be one of {TASKS}, got {rec.get('task')!r}")
+    _need(rec.get("modality") in MODALITIES, "modality",
+          f"must be one of {MODALITIES}, got {rec.get('modality')!r}")
+    _need(rec.get("access") in ACCESS, "access", f"must be one of {ACCESS}, got {rec.get('access')!r}")
+    images = rec.get("images")
+    _need(isinstance(images, list), "images", "must be a list")
+    for i, im in enumerate(images):
+        p = f"images[{i}]"
+        _need(isinstance(im, dict), p, "must be an object")
+        _need(im.get("member") in {f"{i}.{e}" for e in IMAGE_EXTS}, f"{p}.member",
+              f"must be '{i}.png' or '{i}.jpg', got {im.get('member')!r}")
+        for k in ("width", "height", "source_width", "source_height"):
+            v = im.get(k)
+            _need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"{p}.{k}",
+                  f"must be a positive integer, got {v!r}")
+        _need(isinstance(im.get("derivation"), dict), f"{p}.derivation", "must be an object")
+    objs = rec.get("objects")
+    _need(isinstance(objs, list), "objects", "must be a list")
+    for i, ob in enumerate(objs):
+        p = f"objects[{i}]"
+        _need(isinstance(ob, dict), p, "must be an object")
+        idx = ob.get("image")
+        _need(isinstance(idx, int) and 0 <= idx < len(images), f"{p}.image",
+              f"must index one of the {len(images)} images, got {idx!r}")
+        _need(_is_str(ob.get("label")) and ob["label"].strip() != "", f"{p}.label", "must be a non-empty string")
+        validate_bbox(ob.get("bbox"), images[idx]["width"], images[idx]["height"], f"{p}.bbox")
+    validate_messages(rec.get("messages"), len(images), bool(objs))
+    has_obj_part = any(
+        part.get("type") == "objects" for m in rec["messages"] for part in m["content"]
+    )
+    _need(not has_obj_part or rec["task"] in ("grounding", "detection"), "messages",
+          "objects parts are for grounding/detection tasks")
+    _need(isinstance(rec.get("target"), dict), "target", "must be an object")
+    _need(isinstance(rec.get("meta"), dict), "meta", "must be an object")

@@ -1,0 +1,153 @@
+"""Readers shared by recipes: JSON/JSONL/CSV/Parquet with line-level rejects, HF image cells, chat
+builders. Recipes stay short and read like the dataset's README because the plumbing lives here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .recipe import ImageSource, Reject, SourceError
+from .schema import image, turn
+
+
+def load_json(path: Path) -> Any:
+    """A whole JSON file (small metadata files only); a broken file stops the build with exit 2."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: missing") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}") from exc
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
+    """(line id, object) per line; malformed, non-UTF-8 or non-object lines become Rejects."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            lid = f"{path.name}:{n}"
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                yield Reject(lid, "non_utf8_text", f"{path}:{n}: byte {exc.start} is not UTF-8")
+                continue
+            except json.JSONDecodeError as exc:
+                yield Reject(lid, "malformed_json", f"{path}:{n}: {exc.msg}")
+                continue
+            if not isinstance(obj, dict):
+                yield Reject(lid, "malformed_json", f"{path}:{n}: expected an object")
+                continue
+            yield lid, obj
+
+
+def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
+             ) -> Iterator[tuple[str, dict[str, str]] | Reject]:
+    """(row id, row) per data row of a UTF-8 CSV; rows with missing fields become Rejects.
+
+    Extra trailing empty fields (NIH's `,,,`) are tolerated; a row shorter than the header is not.
+    """
+    try:
+        f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - generator owns it
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: missing") from exc
+    with f:
+        reader = csv.reader(f, **reader_kw)
+        try:
+            header = next(reader)
+        except StopIteration as exc:
+            raise SourceError(f"{path}: empty CSV") from exc
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{path}: header is not UTF-8") from exc
+        header = [h.strip() for h in header]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise SourceError(f"{path}: header lacks column(s) {missing}; found {header}")
+        width = len(header)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as exc:
+                yield Reject(f"{path.name}:{reader.line_num + 1}", "non_utf8_text", f"{path}: {exc.reason}")
+                break
+            except csv.Error as exc:
+                yield Reject(f"{path.name}:{reader.line_num}", "malformed_csv", f"{path}: {exc}")
+                continue
+            rid = f"{path.name}:{reader.line_num}"
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) < len([h for h in header if h]):
+                yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: {len(row)} fields, header has {width}")
+                continue
+            if len(row) > width and any(c.strip() for c in row[width:]):
+                yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: extra non-empty fields")
+                continue
+            yield rid, dict(zip(header, row))
+
+
+def iter_parquet(paths: Iterable[Path], columns: Sequence[str] | None = None,
+                 batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Rows of Parquet files in order, streamed batch by batch (never the whole table)."""
+    import pyarrow.parquet as pq
+
+    for p in paths:
+        try:
+            pf = pq.ParquetFile(p)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+            raise SourceError(f"{p}: unreadable Parquet ({exc})") from exc
+        if columns:
+            lacking = [c for c in columns if c not in pf.schema_arrow.names]
+            if lacking:
+                raise SourceError(f"{p}: no column(s) {lacking}; has {pf.schema_arrow.names}")
+        for batch in pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
+            yield from batch.to_pylist()
+
+
+def hf_splits(root: Path, names: dict[str, str]) -> dict[str, list[Path]]:
+    """Parquet files of a Hugging Face dataset repo by our split name, e.g.
+    {"train": [data/train-00000-of-00001-xxx.parquet]} for names {"train": "train", "test": "test"}."""
+    found: dict[str, list[Path]] = {}
+    for ours, theirs in names.items():
+        files = sorted(root.glob(f"**/{theirs}-*.parquet")) or sorted(root.glob(f"**/{theirs}/*.parquet"))
+        if files:
+            found[ours] = files
+    return found
+
+
+def hf_image(cell: Any, where: str) -> ImageSource:
+    """An HF `Image` feature cell ({"bytes", "path"}) as an ImageSource (bytes kept, nothing re-encoded)."""
+    if isinstance(cell, dict) and cell.get("bytes"):
+        return ImageSource(data=cell["bytes"])
+    if isinstance(cell, (bytes, bytearray)):
+        return ImageSource(data=bytes(cell))
+    raise ValueError(f"{where}: image cell has no bytes")
+
+
+def vqa_messages(question: str, answer: str, n_images: int = 1, system: str | None = None) -> list[dict]:
+    """User: the images then the question; assistant: the answer."""
+    msgs = [turn("system", system)] if system else []
+    msgs += [turn("user", *([image()] * n_images), question), turn("assistant", answer)]
+    return msgs
+
+
+def clean(text: Any) -> str:
+    """A cell as stripped text (ints from JSON answers become strings)."""
+    if text is None:
+        return ""
+    if isinstance(text, float) and text.is_integer():
+        text = int(text)
+    return str(text).strip()
+
+
+def read_text(path: Path) -> str:
+    with open(path, "rb") as f:
+        return io.TextIOWrapper(f, encoding="utf-8").read()
