@@ -1,0 +1,114 @@
+"""NIH ChestX-ray14 files shared by the `nih_chestxray_bbox` and `nih_vqa` recipes.
+
+- `Data_Entry_2017.csv` / `Data_Entry_2017_v2020.csv`: two header variants (`Patient Gender` or
+  `Patient Sex`, with or without a trailing comma) — columns are read by position, which both share.
+- `train_val_list.txt` / `test_list.txt`: the official, patient-level split (FAQ Q09).
+- images: `images/<8 digits>_<3 digits>.png` (NIH box tarballs) or `images_0NN/images/...` (Kaggle).
+- label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .recipe import Reject, SourceError
+
+LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis", "Hernia",
+          "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax")
+NO_FINDING = "No Finding"
+# Box-list spellings -> label-file spellings.
+ALIASES = {"Infiltrate": "Infiltration"}
+DATA_ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
+
+
+@dataclass(frozen=True)
+class Entry:
+    image: str
+    labels: tuple[str, ...]  # () for "No Finding"
+    follow_up: int
+    patient: int
+    view: str
+
+
+def canonical_label(name: str) -> str | None:
+    name = ALIASES.get(name.strip(), name.strip())
+    return name if name in LABELS else None
+
+
+def data_entry_path(root: Path) -> Path:
+    for n in DATA_ENTRY_NAMES:
+        if (root / n).exists():
+            return root / n
+    raise SourceError(f"{root}: no {' or '.join(DATA_ENTRY_NAMES)} (the label file)")
+
+
+def read_data_entry(path: Path) -> Iterator[Entry | Reject]:
+    """Rows of the label file; bad rows become Rejects naming the line and field."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or header[0].strip() != "Image Index" or header[1].strip() != "Finding Labels":
+            raise SourceError(f"{path}: header must start with 'Image Index,Finding Labels', got {header}")
+        for row in reader:
+            rid = f"{path.name}:{reader.line_num}"
+            if not row or not any(c.strip() for c in row):
+                continue
+            if len(row) < 7:
+                yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: {len(row)} fields, need >= 7")
+                continue
+            name, found = row[0].strip(), row[1].strip()
+            labels: list[str] = []
+            if found != NO_FINDING:
+                for lab in found.split("|"):
+                    canon = canonical_label(lab)
+                    if canon is None:
+                        labels = []
+                        break
+                    labels.append(canon)
+                if not labels:
+                    yield Reject(name or rid, "unknown_label", f"{path}:{reader.line_num}: Finding Labels {found!r}")
+                    continue
+            try:
+                yield Entry(name, tuple(labels), int(row[2]), int(row[3]), row[6].strip())
+            except ValueError:
+                yield Reject(name or rid, "malformed_csv",
+                             f"{path}:{reader.line_num}: Follow-up # / Patient ID not integers")
+
+
+def official_split(root: Path) -> dict[str, str] | None:
+    """image name -> train/test from the official lists, or None when the lists are absent."""
+    tv, te = root / "train_val_list.txt", root / "test_list.txt"
+    if not tv.exists() or not te.exists():
+        return None
+    split = {}
+    for path, name in ((tv, "train"), (te, "test")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                split[line.strip()] = name
+    return split
+
+
+def patient_split(patient: int) -> str:
+    """Deterministic patient-level fallback split (90/5/5) when the official lists are missing."""
+    h = int(hashlib.sha1(f"nih-{patient}".encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < 5 else "val" if h < 10 else "train"
+
+
+def image_index(root: Path) -> dict[str, Path]:
+    """file name -> path for `images/` and Kaggle's `images_0NN/images/` folders (sorted, first wins)."""
+    index: dict[str, Path] = {}
+    candidates = [root / "images"] + sorted(root.glob("images_*/images")) + sorted(root.glob("images_*"))
+    for d in candidates:
+        if not d.is_dir():
+            continue
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".png"):
+                index.setdefault(name, d / name)
+    if not index:
+        raise SourceError(f"{root}: no PNG images under images/ or images_*/images/")
+    return index

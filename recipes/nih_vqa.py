@@ -1,0 +1,69 @@
+"""NIH-VQA: the ChestX-ray14 label file asked as a question, the way MedMO used it ("NIH-VQA").
+
+112,120 frontal chest X-rays of 30,805 patients (Wang et al., CVPR 2017), from
+https://nihcc.app.box.com/v/ChestXray-NIHCC: `Data_Entry_2017_v2020.csv` (or `Data_Entry_2017.csv`; both
+header variants), `train_val_list.txt` / `test_list.txt` (the official patient-level split) and the
+images under `images/` (or Kaggle's `images_0NN/images/`). Not the NLM VQA-Med 2020 set.
+The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
+the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
+holds them as a sorted list for a set-based reward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from medmo_data.chestxray14 import (
+    LABELS,
+    NO_FINDING,
+    Entry,
+    data_entry_path,
+    image_index,
+    official_split,
+    patient_split,
+    read_data_entry,
+)
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
+from medmo_data.sources import vqa_messages
+
+INFO = SourceInfo(
+    name="nih_vqa", title="NIH ChestX-ray14 findings as VQA (NIH-VQA)", stages=(2, 4), tasks=("vqa",),
+    modality="xray", access="open", license="NIH-CC unrestricted (cite Wang et al. 2017)",
+    homepage="https://nihcc.app.box.com/v/ChestXray-NIHCC",
+    citation="Wang et al., ChestX-ray8: hospital-scale chest X-ray database and benchmarks, CVPR 2017",
+)
+_CHOICES = ", ".join(LABELS)
+QUESTIONS = (
+    f"Which thoracic diseases are visible in this chest X-ray? Choose from: {_CHOICES}; or answer '{NO_FINDING}'.",
+    f"List all findings in this radiograph among {_CHOICES}. If there are none, answer '{NO_FINDING}'.",
+    f"What abnormalities does this chest X-ray show? Possible findings: {_CHOICES}, or '{NO_FINDING}'.",
+)
+
+
+def question_for(name: str) -> str:
+    return QUESTIONS[int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % len(QUESTIONS)]
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    split_of = official_split(root)
+    images = image_index(root)
+    for e in read_data_entry(data_entry_path(root)):
+        if isinstance(e, Reject):
+            yield e
+            continue
+        assert isinstance(e, Entry)
+        sid = e.image.removesuffix(".png")
+        split = split_of.get(e.image) if split_of is not None else patient_split(e.patient)
+        if split is None:
+            yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
+            continue
+        answer = ", ".join(e.labels) if e.labels else NO_FINDING
+        yield RawSample(
+            id=sid, split=split, task="vqa",
+            images=[ImageSource(path=str(images.get(e.image, root / "images" / e.image)), mode="L")],
+            messages=vqa_messages(question_for(e.image), answer),
+            target={"labels": sorted(e.labels), "answer": answer},
+            meta={"patient_id": e.patient, "follow_up": e.follow_up, "view": e.view},
+        )

@@ -1,0 +1,82 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medmo_data.chestxray14 import Entry, read_data_entry
+from medmo_data.normalize import NormalizeOptions
+from medmo_data.recipe import Reject
+from tests.helpers import build_fixture, by_id, read_samples, texts
+
+
+@pytest.fixture(scope="module")
+def bbox(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nihb")
+    res = build_fixture("nih_chestxray_bbox", tmp, normalize=NormalizeOptions(max_side=512))
+    return res, by_id(read_samples(tmp / "out" / "nih_chestxray_bbox"))
+
+
+def test_bbox_counts(bbox):
+    res, _ = bbox
+    m = res.manifest
+    # 13 real box rows on 13 images + 3 broken rows; one image in no split list.
+    assert m["rejects_by_reason"] == {"malformed_csv": 1, "not_in_label_file": 1, "not_in_split_lists": 1,
+                                      "unknown_label": 1}
+    # 14 image groups (the Fracture row joins 00001688_000's group and rejects it) + 1 malformed row.
+    assert m["counts"] == {"read": 15, "written": 11, "rejected": 4}
+
+
+def test_xywh_to_xyxy_and_resize(bbox):
+    _, s = bbox
+    rec = s["00013118_008"]["json"]
+    assert rec["split"] == "test"
+    assert rec["images"][0]["source_width"] == 1024 and rec["images"][0]["width"] == 512
+    # x,y,w,h = 225.0847..., 547.0192..., 86.7797..., 79.1864... -> xyxy, halved by the 1024 -> 512 resize
+    x, y, w, h = 225.084745762712, 547.019216763771, 86.7796610169491, 79.1864406779661
+    assert rec["objects"][0]["bbox"] == pytest.approx([x / 2, y / 2, (x + w) / 2, (y + h) / 2])
+    assert rec["objects"][0]["label"] == "Atelectasis"
+
+
+def test_infiltrate_renamed(bbox):
+    _, s = bbox
+    assert s["00020259_002"]["json"]["objects"][0]["label"] == "Infiltration"
+    assert s["00020259_002"]["json"]["target"] == {"labels": ["Infiltration"]}
+
+
+def test_box_covers_bright_region(bbox):
+    _, s = bbox
+    smp = s["00005066_030"]
+    px = np.asarray(Image.open(io.BytesIO(smp["0.png"])), dtype=np.float64)
+    x1, y1, x2, y2 = (int(round(v)) for v in smp["json"]["objects"][0]["bbox"])
+    inside = px[y1 + 2:y2 - 2, x1 + 2:x2 - 2].mean()
+    mask = np.ones_like(px, bool)
+    mask[y1 - 2:y2 + 2, x1 - 2:x2 + 2] = False
+    assert inside > 200 and px[mask].mean() < 40
+
+
+def test_vqa_answers_and_rgba(tmp_path):
+    res = build_fixture("nih_vqa", tmp_path)
+    s = by_id(read_samples(tmp_path / "out" / "nih_vqa"))
+    rec = s["00000013_005"]["json"]
+    assert texts(rec, "assistant") == "Emphysema, Infiltration, Pleural_Thickening, Pneumothorax"
+    assert rec["target"]["labels"] == ["Emphysema", "Infiltration", "Pleural_Thickening", "Pneumothorax"]
+    assert texts(s["00000002_000"]["json"], "assistant") == "No Finding"
+    assert s["00000003_001"]["json"]["split"] == "test"
+    # RGBA source converted to grey.
+    img = Image.open(io.BytesIO(s["00004882_001"]["0.png"]))
+    assert img.mode == "L"
+    assert res.manifest["rejects_by_reason"] == {"not_in_split_lists": 1}
+
+
+def test_data_entry_header_variants(tmp_path):
+    p = tmp_path / "Data_Entry_2017_v2020.csv"
+    p.write_text("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Sex,View Position,"
+                 "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n"
+                 "00000001_000.png,Cardiomegaly,0,1,57,M,PA,2682,2749,0.143,0.143,\n"
+                 "00000001_001.png,Cardiomegaly|Fracture,1,1,58,M,PA,2894,2729,0.143,0.143,\n"
+                 "00000001_002.png,Effusion,x,1,58,M,PA,2500,2048,0.168,0.168,\n")
+    out = list(read_data_entry(p))
+    assert out[0] == Entry("00000001_000.png", ("Cardiomegaly",), 0, 1, "PA")
+    assert isinstance(out[1], Reject) and out[1].reason == "unknown_label"
+    assert isinstance(out[2], Reject) and out[2].reason == "malformed_csv"
