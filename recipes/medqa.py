@@ -1,0 +1,89 @@
+"""MedQA (USMLE): 12,723 English board-exam questions, train 10,178 / dev 1,272 / test 1,273 (Jin et al. 2021).
+
+Get it from https://github.com/jind11/MedQA (one archive): `data_clean/questions/US/{train,dev,test}.jsonl`
+(5 options A-E) and `US/4_options/phrases_no_exclude_{train,dev,test}.jsonl` (4 options A-D). Each line:
+`question`, `answer` (option text), `options` (dict letter -> text), `answer_idx` (letter), `meta_info`.
+Also read: the HF re-packaging `GBaker/MedQA-USMLE-4-options` (`data/{train,test}-*.parquet`).
+Option `options=4` (default, the form MedMO is evaluated on) or `options=5`.
+`US_qbank.jsonl` holds every split, test included, and is never read (MedMO's own loader did: do not
+replicate). dev -> val, test -> test. A stray unmatched trailing `"` on a question is removed. Lines whose
+`answer` differs from `options[answer_idx]` are rejected (`answer_mismatch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
+from medmo_data.sources import clean, hf_splits, iter_jsonl, iter_parquet
+from medmo_data.text_qa import mcq_messages, mcq_target
+
+INFO = SourceInfo(
+    name="medqa", title="MedQA (USMLE, English)", stages=(3,), tasks=("mcq",), modality="none", access="open",
+    license="MIT (code and data per the MedQA repository)", homepage="https://github.com/jind11/MedQA",
+    citation="Jin et al., What disease does this patient have? A large-scale open domain question answering "
+             "dataset from medical exams, Applied Sciences 2021",
+    images_per_sample=0,
+)
+HUB_PATTERNS = ["data/*.parquet", "*.md"]
+SPLITS = {"train": "train", "dev": "val", "test": "test"}
+
+
+def _us_dir(root: Path) -> Path:
+    for cand in (root / "data_clean" / "questions" / "US", root / "questions" / "US", root / "US", root):
+        if (cand / "train.jsonl").exists() or (cand / "4_options").is_dir():
+            return cand
+    raise SourceError(f"{root}: no data_clean/questions/US/ with train.jsonl or 4_options/ (MedQA layout)")
+
+
+def _fix_question(q: str) -> str:
+    q = q.strip()
+    if q.endswith('"') and q.count('"') % 2 == 1:
+        q = q[:-1].rstrip()
+    return q
+
+
+def sample(rid: str, split: str, row: dict[str, Any], source_file: str) -> RawSample | Reject:
+    options = row.get("options")
+    if isinstance(options, list):  # BigBio source schema: [{"key": "A", "value": ...}]
+        options = {o.get("key"): o.get("value") for o in options if isinstance(o, dict)}
+    if not isinstance(options, dict) or not options:
+        return Reject(rid, "missing_field", f"{source_file}: options missing or not a dict")
+    choices = {str(k).strip(): clean(v) for k, v in sorted(options.items()) if v is not None}
+    letter = clean(row.get("answer_idx")).upper()
+    question = _fix_question(clean(row.get("question")))
+    if not question:
+        return Reject(rid, "empty_text", f"{source_file}: empty question")
+    if letter not in choices:
+        return Reject(rid, "bad_answer", f"{source_file}: answer_idx {letter!r} not among {sorted(choices)}")
+    answer = clean(row.get("answer"))
+    if answer and answer != choices[letter]:
+        return Reject(rid, "answer_mismatch", f"{source_file}: answer {answer!r} != options[{letter}]")
+    return RawSample(
+        id=rid, split=split, task="mcq", messages=mcq_messages(question, choices, letter),
+        target=mcq_target(choices, letter), meta={"exam": clean(row.get("meta_info")), "file": source_file},
+    )
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    n = options.get("options", "4")
+    if n not in ("4", "5"):
+        raise SourceError(f"option options={n!r}: must be 4 or 5")
+    if hub := hf_splits(root, {"train": "train", "test": "test"}):
+        for split, files in hub.items():
+            for i, row in enumerate(iter_parquet(files)):
+                yield sample(f"hf-{split}-{i:05d}", split, row, files[0].name)
+        return
+    us = _us_dir(root)
+    for raw_split, split in SPLITS.items():
+        path = us / "4_options" / f"phrases_no_exclude_{raw_split}.jsonl" if n == "4" else us / f"{raw_split}.jsonl"
+        if not path.exists():
+            raise SourceError(f"{path}: missing ({n}-option {raw_split} file)")
+        for item in iter_jsonl(path):
+            if isinstance(item, Reject):
+                yield item
+                continue
+            line_id, row = item
+            yield sample(f"us{n}-{raw_split}-{line_id.rsplit(':', 1)[1]}", split, row, path.name)
