@@ -1,0 +1,178 @@
+"""Read plain-data pickles without unpickling: a whitelist interpreter over `pickletools.genops`.
+
+Some releases ship their annotations only as pickles (PathVQA `qas/{split}/{split}_qa.pkl`: a list of
+`{'image', 'question', 'answer'}` dicts). `pickle.load` runs whatever the file asks for (any importable
+callable via GLOBAL/STACK_GLOBAL + REDUCE), so a downloaded pickle is code, not data. This module never
+calls `pickle.load`: `pickletools.genops` only *parses* the opcode stream, and a tiny stack machine here
+builds the value from a whitelist of data opcodes — None, bools, ints, floats, str, bytes, list, tuple,
+dict, set/frozenset, the memo, marks, framing. Any other opcode (GLOBAL, STACK_GLOBAL, REDUCE, BUILD,
+INST, OBJ, NEWOBJ(_EX), EXT*, PERSID, BINPERSID, out-of-band buffers) raises `UnsafePickle`, a
+`SourceError` naming the opcode and its byte offset, before anything is constructed from it.
+
+Python 2 byte strings (STRING, BINSTRING, SHORT_BINSTRING) become `str` decoded as UTF-8, as
+`pickle.load(encoding="utf-8")` would.
+
+One-off conversion (explicit, still without unpickling):
+    python -m medmo_data.safe_pickle pvqa/qas/train/train_qa.pkl pvqa/qas/train/train_qa.json
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickletools
+import sys
+from pathlib import Path
+from typing import Any
+
+from .recipe import SourceError
+
+
+class UnsafePickle(SourceError):
+    """The pickle holds something other than plain data (or is malformed); nothing was executed."""
+
+
+class _Mark:
+    pass
+
+
+_MARK = _Mark()
+
+# Opcodes that push one decoded argument as it is.
+_PUSH_ARG = {
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+    "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+}
+_PY2_STR = {"STRING", "BINSTRING", "SHORT_BINSTRING"}  # genops decodes these as latin-1
+_CONST = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_EMPTY = {"EMPTY_LIST": list, "EMPTY_DICT": dict, "EMPTY_TUPLE": tuple, "EMPTY_SET": set}
+_IGNORED = {"PROTO", "FRAME"}
+_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
+_GET = {"GET", "BINGET", "LONG_BINGET"}
+
+
+def _pop_mark(stack: list[Any], where: str) -> list[Any]:
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is _MARK:
+            items = stack[i + 1:]
+            del stack[i:]
+            return items
+    raise UnsafePickle(f"{where}: no MARK on the stack")
+
+
+def loads(data: bytes, where: str = "<pickle>") -> Any:
+    """The plain-data value of a pickle, built without unpickling; raises UnsafePickle otherwise."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    try:
+        for op, arg, pos in pickletools.genops(io.BytesIO(data)):
+            name = op.name
+            at = f"{where}: opcode {name} at byte {pos}"
+            if name in _IGNORED:
+                continue
+            if name == "STOP":
+                if len(stack) != 1:
+                    raise UnsafePickle(f"{at}: {len(stack)} values on the stack at STOP")
+                return stack[0]
+            if name in _PUSH_ARG:
+                stack.append(arg)
+            elif name in _PY2_STR:
+                stack.append(arg.encode("latin-1").decode("utf-8"))
+            elif name in _CONST:
+                stack.append(_CONST[name])
+            elif name in _EMPTY:
+                stack.append(_EMPTY[name]())
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name == "POP":
+                stack.pop()
+            elif name == "POP_MARK":
+                _pop_mark(stack, at)
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif name in _PUT:
+                memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in _GET:
+                if arg not in memo:
+                    raise UnsafePickle(f"{at}: memo key {arg} was never stored")
+                stack.append(memo[arg])
+            elif name == "LIST":
+                stack.append(_pop_mark(stack, at))
+            elif name == "TUPLE":
+                stack.append(tuple(_pop_mark(stack, at)))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                items = stack[-n:]
+                del stack[-n:]
+                stack.append(tuple(items))
+            elif name == "DICT":
+                items = _pop_mark(stack, at)
+                stack.append(dict(zip(items[::2], items[1::2], strict=True)))
+            elif name == "APPEND":
+                value = stack.pop()
+                _typed(stack[-1], list, at).append(value)
+            elif name == "APPENDS":
+                items = _pop_mark(stack, at)
+                _typed(stack[-1], list, at).extend(items)
+            elif name == "SETITEM":
+                value = stack.pop()
+                key = stack.pop()
+                _typed(stack[-1], dict, at)[key] = value
+            elif name == "SETITEMS":
+                items = _pop_mark(stack, at)
+                _typed(stack[-1], dict, at).update(zip(items[::2], items[1::2], strict=True))
+            elif name == "ADDITEMS":
+                items = _pop_mark(stack, at)
+                _typed(stack[-1], set, at).update(items)
+            elif name == "FROZENSET":
+                stack.append(frozenset(_pop_mark(stack, at)))
+            else:
+                raise UnsafePickle(f"{at}: refused (only plain data is read; this opcode would import, call "
+                                   f"or build an object)")
+    except UnsafePickle:
+        raise
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        raise UnsafePickle(f"{where}: malformed pickle ({type(exc).__name__}: {exc})") from exc
+    raise UnsafePickle(f"{where}: no STOP opcode (truncated file)")
+
+
+def _typed(obj: Any, kind: type, at: str) -> Any:
+    if not isinstance(obj, kind):
+        raise UnsafePickle(f"{at}: target is {type(obj).__name__}, expected {kind.__name__}")
+    return obj
+
+
+def load_path(path: Path) -> Any:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: missing") from exc
+    return loads(data, str(path))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m medmo_data.safe_pickle IN.pkl [OUT.json]`: the pickle's plain data as JSON."""
+    if len(argv) not in (1, 2):
+        print("usage: python -m medmo_data.safe_pickle IN.pkl [OUT.json]", file=sys.stderr)
+        return 2
+    try:
+        value = load_path(Path(argv[0]))
+        out = json.dumps(value, ensure_ascii=False)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TypeError as exc:  # bytes, sets, non-string keys have no JSON form
+        print(f"error: {argv[0]}: value has no JSON form ({exc})", file=sys.stderr)
+        return 2
+    if len(argv) == 2:
+        Path(argv[1]).write_text(out, encoding="utf-8")
+    else:
+        print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
