@@ -1,0 +1,99 @@
+"""YOLO label files (`class cx cy w h`, normalised 0-1) -> XYXY boxes in source pixels.
+
+Shared by the recipes that read YOLO exports (GRAZPEDWRI-DX `folder_structure/yolov5/labels/`, the
+pre-converted "Bacteria" set). Rules:
+- one box per line, exactly 5 space-separated fields; a 6th field is a prediction's confidence, so such a
+  file is not ground truth and is refused;
+- exported values may overshoot [0, 1] slightly (rounding in the exporters): corners are clamped to the
+  image before the conversion, so a box at the image edge ends exactly on the edge;
+- class names come from `meta.yaml` / `data.yaml` (`names:` list or `{id: name}` map) or a plain
+  `classes.txt` / `obj.names` (one name per line).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from . import boxes
+
+
+class YoloError(ValueError):
+    """A label file or image that cannot be used; `reason` is the manifest's reject reason."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class YoloBox:
+    cls: int
+    bbox: list[float]  # XYXY, pixels of the source image
+
+
+def parse_labels(text: str, width: int, height: int, where: str = "labels") -> list[YoloBox]:
+    """Every box of one label file's text, in file order."""
+    out: list[YoloBox] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            raise YoloError("malformed_label", f"{where}:{n}: {len(fields)} fields, need 5 (class cx cy w h)")
+        try:
+            cls_f = float(fields[0])
+            cx, cy, w, h = (float(v) for v in fields[1:])
+        except ValueError as exc:
+            raise YoloError("malformed_label", f"{where}:{n}: non-numeric field in {line.strip()!r}") from exc
+        if not cls_f.is_integer() or cls_f < 0:
+            raise YoloError("malformed_label", f"{where}:{n}: class {fields[0]!r} is not a class index")
+        if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w <= 0 or h <= 0:
+            raise YoloError("bad_box", f"{where}:{n}: box {fields[1:]} has no area")
+        x1, y1 = max(cx - w / 2, 0.0), max(cy - h / 2, 0.0)
+        x2, y2 = min(cx + w / 2, 1.0), min(cy + h / 2, 1.0)
+        if x2 <= x1 or y2 <= y1:
+            raise YoloError("bad_box", f"{where}:{n}: box {fields[1:]} lies outside the image")
+        bbox = boxes.from_yolo((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, width, height)
+        out.append(YoloBox(int(cls_f), bbox))
+    return out
+
+
+def read_labels(path: Path, width: int, height: int) -> list[YoloBox]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise YoloError("missing_labels", f"{path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise YoloError("non_utf8_text", f"{path}: byte {exc.start} is not UTF-8") from exc
+    return parse_labels(text, width, height, str(path))
+
+
+def read_names(path: Path) -> list[str]:
+    """Class names by index from a YOLO `*.yaml` (`names:`) or a one-name-per-line text file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        names = (yaml.safe_load(text) or {}).get("names")
+        if isinstance(names, dict):
+            return [str(names[k]) for k in sorted(names, key=int)]
+        if isinstance(names, list):
+            return [str(n) for n in names]
+        raise ValueError(f"{path}: no `names:` list or map")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header only; YOLO boxes need it before any pixel is decoded."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError as exc:
+        raise YoloError("missing_image", f"{path} does not exist") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise YoloError("corrupt_image", f"{path}: {exc}") from exc

@@ -1,0 +1,107 @@
+"""GRAZPEDWRI-DX: 20,327 paediatric wrist radiographs of 6,091 patients with boxes for fractures and
+seven other findings (Nagy et al., Sci. Data 2022).
+
+Get it from figshare (article 14825193). Licence CC BY 4.0 (paper). Files read:
+- `dataset.csv` (`filestem,patient_id,study_number,timehash,gender,age,laterality,projection,...`);
+- `images/<filestem>.png` (grey PNG; 8- and 16-bit both accepted: 8-bit passes through, 16-bit is scaled by
+  its own min/max);
+- `folder_structure/yolov5/labels/<filestem>.txt`, YOLO `class cx cy w h` normalised, classes from
+  `folder_structure/yolov5/meta.yaml` when present, else the 9 classes of every public YAML, in order:
+  boneanomaly, bonelesion, foreignbody, fracture, metal, periostealreaction, pronatorsign, softtissue, text.
+Traps handled: class 8 `text` marks burned-in markers, not a finding, so its boxes never enter a sample
+(counted in `meta.text_boxes`); the file stem encodes `{patient:04d}_{timehash:010d}_{study:02d}_WRI-
+{L|R}{projection}_{M|F}{age:03d}` and is parsed for side, view and age; there is no official split, so
+patients are hashed 80/10/10 into train/val/test (all images of a patient share a split). An image whose
+label file exists but holds no finding is a real negative ("no fracture, no anomaly") and is kept with the
+answer `None found.`; a MISSING label file is rejected (`missing_labels`), it may just be unannotated.
+MedMO read the Supervisely JSON export of the same boxes (same min/max-of-points boxes); not read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from medmo_data import yolo
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo, require
+from medmo_data.render import HINT, NO_OBJECTS
+from medmo_data.schema import image, objects, turn
+from medmo_data.sources import iter_csv
+
+INFO = SourceInfo(
+    name="grazpedwri_dx", title="GRAZPEDWRI-DX", stages=(2, 4), tasks=("grounding",), modality="xray",
+    access="open", license="CC-BY-4.0", homepage="https://doi.org/10.6084/m9.figshare.14825193",
+    citation="Nagy et al., A pediatric wrist trauma X-ray dataset (GRAZPEDWRI-DX) for machine learning, "
+             "Sci. Data 2022",
+)
+CLASSES = ["boneanomaly", "bonelesion", "foreignbody", "fracture", "metal", "periostealreaction",
+           "pronatorsign", "softtissue", "text"]
+NOT_FINDINGS = {"text"}
+LABELS = "folder_structure/yolov5/labels"
+STEM = re.compile(r"^(\d{4})_(\d{10})_(\d{2})_WRI-([LR])([12])_([MF])(\d{3})$")
+PROMPT = ("Locate every finding in this paediatric wrist radiograph (fracture, bone anomaly, bone lesion, "
+          "foreign body, metal, periosteal reaction, pronator sign, soft-tissue swelling) and name each. " + HINT)
+
+
+def patient_split(patient: str, val_pct: int = 10, test_pct: int = 10) -> str:
+    """Stable patient -> split assignment (no official split exists)."""
+    h = int(hashlib.sha1(f"grazpedwri-{int(patient)}".encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < test_pct else "val" if h < test_pct + val_pct else "train"
+
+
+def _age(cell: str | None, from_stem: str) -> float:
+    """`age` in float years from the CSV; the stem's whole years when the cell is empty or odd."""
+    try:
+        return float(cell) if cell and cell.strip() else float(from_stem)
+    except ValueError:
+        return float(from_stem)
+
+
+def class_names(root: Path) -> list[str]:
+    meta = root / "folder_structure/yolov5/meta.yaml"
+    return yolo.read_names(meta) if meta.exists() else CLASSES
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    require(root / "dataset.csv", "dataset.csv")
+    require(root / LABELS, "YOLO label folder")
+    names = class_names(root)
+    val_pct, test_pct = int(options.get("val_pct", 10)), int(options.get("test_pct", 10))
+    for item in iter_csv(root / "dataset.csv", required=["filestem", "patient_id"]):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        rid, row = item
+        stem = row["filestem"].strip()
+        m = STEM.match(stem)
+        if not m:
+            yield Reject(stem or rid, "bad_filename", f"{rid}: filestem {stem!r} does not match the naming scheme")
+            continue
+        if row["patient_id"].strip() != str(int(m.group(1))) and row["patient_id"].strip() != m.group(1):
+            yield Reject(stem, "bad_filename", f"{rid}: stem patient {m.group(1)} != patient_id {row['patient_id']}")
+            continue
+        path = root / "images" / f"{stem}.png"
+        try:
+            width, height = yolo.image_size(path)
+            found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)
+        except yolo.YoloError as exc:
+            yield Reject(stem, exc.reason, exc.detail)
+            continue
+        unknown = [b.cls for b in found if b.cls >= len(names)]
+        if unknown:
+            yield Reject(stem, "unknown_label", f"class id {unknown[0]} outside the {len(names)} classes")
+            continue
+        objs = [{"image": 0, "label": names[b.cls], "bbox": b.bbox} for b in found if names[b.cls] not in NOT_FINDINGS]
+        answer = turn("assistant", objects()) if objs else turn("assistant", NO_OBJECTS)
+        yield RawSample(
+            id=stem, split=patient_split(m.group(1), val_pct, test_pct), task="grounding",
+            images=[ImageSource(path=str(path))],
+            messages=[turn("user", image(), PROMPT), answer],
+            objects=objs, target={"labels": sorted({o["label"] for o in objs})},
+            meta={"patient": int(m.group(1)), "study": int(m.group(3)), "side": m.group(4),
+                  "view": int(m.group(5)), "gender": m.group(6), "age": _age(row.get("age"), m.group(7)),
+                  "ao_classification": (row.get("ao_classification") or "").strip(),
+                  "text_boxes": sum(names[b.cls] in NOT_FINDINGS for b in found)},
+        )

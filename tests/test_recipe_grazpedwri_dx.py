@@ -1,0 +1,95 @@
+import pytest
+from medmo_data.recipes.grazpedwri_dx import patient_split
+
+from medmo_data import yolo
+from medmo_data.render import render_messages
+from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
+from tests.helpers import build_fixture, by_id, read_samples, texts
+
+R1 = "0001_1151024315_01_WRI-R1_M012"
+R2 = "0001_1151024315_01_WRI-R2_M012"
+L1 = "0003_0123456789_01_WRI-L1_F007"
+L2 = "0003_0123456789_01_WRI-L2_F007"
+V1 = "0011_0000000042_02_WRI-L1_M015"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("graz")
+    res = build_fixture("grazpedwri_dx", tmp)
+    return res, by_id(read_samples(tmp / "out" / "grazpedwri_dx")), tmp
+
+
+def test_counts_and_rejects(built):
+    res, s, _ = built
+    assert res.manifest["counts"] == {"read": 9, "written": 5, "rejected": 4}
+    assert res.manifest["rejects_by_reason"] == {"missing_labels": 1, "unknown_label": 1, "malformed_label": 1,
+                                                 "bad_filename": 1}
+    assert set(s) == {R1, R2, L1, L2, V1}
+
+
+def boxes_of(rec):
+    return [(o["label"], pytest.approx(o["bbox"], abs=1e-9)) for o in rec["objects"]]
+
+
+def test_boxes_after_conversion(built):
+    _, s, _ = built
+    # fracture kept, the `text` marker dropped from the findings but counted
+    assert boxes_of(s[R1]["json"]) == [("fracture", [40.0, 30.0, 100.0, 90.0])]
+    assert s[R1]["json"]["meta"]["text_boxes"] == 1
+    # box ending on the right edge, box overshooting the left edge clamped to 0
+    assert boxes_of(s[R2]["json"]) == [("metal", [160.0, 40.0, 200.0, 80.0]), ("softtissue", [0.0, 100.0, 22.0, 140.0])]
+    assert s[R2]["json"]["target"] == {"labels": ["metal", "softtissue"]}
+    assert boxes_of(s[L1]["json"]) == [("periostealreaction", [60.0, 60.0, 140.0, 120.0])]
+
+
+def test_negatives_and_16bit(built):
+    _, s, _ = built
+    for sid, text_boxes in ((L2, 0), (V1, 1)):
+        rec = s[sid]["json"]
+        assert rec["objects"] == [] and rec["target"] == {"labels": []}
+        assert texts(rec, "assistant") == "None found."
+        assert rec["meta"]["text_boxes"] == text_boxes
+    assert s[L1]["json"]["images"][0]["derivation"]["rescale"]["method"] == "minmax"
+    assert "rescale" not in s[R1]["json"]["images"][0]["derivation"]  # 8-bit passes through
+
+
+def test_stem_fields_and_patient_split(built):
+    _, s, _ = built
+    m = s[R2]["json"]["meta"]
+    assert (m["patient"], m["side"], m["view"], m["gender"], m["age"]) == (1, "R", 2, "M", 12.37)
+    assert m["ao_classification"] == "23r-M/3.1; 23u-E/7"
+    splits = {sid: x["json"]["split"] for sid, x in s.items()}
+    assert splits == {R1: "train", R2: "train", L1: "test", L2: "test", V1: "val"}
+    assert all(patient_split(str(x["json"]["meta"]["patient"])) == x["json"]["split"] for x in s.values())
+
+
+def test_prompt_states_frame(built):
+    _, s, _ = built
+    msgs = render_messages(s[R1]["json"], "pixel")
+    assert "absolute pixels" in msgs[0]["content"][1]["text"]
+    assert msgs[1]["content"][0]["text"] == "fracture <box>[[40, 30, 100, 90]]</box>"
+
+
+def test_show_boxes_on_objects(built):
+    _, s, tmp = built
+    for sid in (R1, R2, L1):
+        assert_boxes_on_objects(s[sid]["json"], s[sid])
+    assert_show_grid(tmp / "out" / "grazpedwri_dx", tmp / "grid.png")
+
+
+def test_yolo_rules():
+    boxes = yolo.parse_labels("0 0.5 0.5 1.04 0.2\n\n", 100, 50)
+    assert boxes[0].bbox == [0.0, 20.0, 100.0, 30.0]
+    with pytest.raises(yolo.YoloError, match="6 fields"):
+        yolo.parse_labels("3 0.5 0.5 0.1 0.1 0.9", 100, 50)
+    with pytest.raises(yolo.YoloError) as exc:
+        yolo.parse_labels("1 0.5 0.5 0 0.1", 100, 50)
+    assert exc.value.reason == "bad_box"
+
+
+def test_show_check_catches_a_misplaced_box(built):
+    _, s, _ = built
+    rec = {**s[L1]["json"], "objects": [{"image": 0, "label": "x", "bbox": [0.0, 0.0, 50.0, 50.0]}]}
+    with pytest.raises(AssertionError, match="inside"):
+        assert_boxes_on_objects(rec, s[L1])
