@@ -1,0 +1,177 @@
+"""Plumbing shared by the stage-3 text releases that ship as one JSON array (ChatDoctor, AlpaCare,
+FreedomIntelligence's medical-o1 / R1-distill) or as a Hugging Face parquet re-packaging.
+
+- `check_options` validates a recipe's `-o key=value` options (unknown names and values exit 2).
+- `json_array_rows` reads a top-level JSON array record by record, so one bad record is a counted
+  `Reject`, not a dead build: the file is decoded with `surrogateescape`, which keeps the JSON parseable
+  when a string holds a non-UTF-8 byte, and that record is then rejected as `non_utf8_text`.
+  It still holds the parsed array in memory (the largest medical-o1 file is 73 MB); swap its body for a
+  streaming reader when one lands in the library.
+- `release_rows` finds a source's JSON file or its hub parquet files and yields `(id, row)` pairs; ids
+  are the 0-based row index (`000012`), identical for the JSON original and an order-preserving hub copy.
+- `reasoning_samples` turns question / chain-of-thought / answer rows into `reasoning` samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .recipe import RawSample, Reject, SourceError
+from .sources import clean, hf_splits, iter_parquet
+from .text_qa import THINK_STYLES, reasoning_messages
+
+Rows = Iterator[tuple[str, dict[str, Any]] | Reject]
+THINK_OPTION = {"think": THINK_STYLES}  # first value is the default
+
+
+def check_options(options: Mapping[str, str], allowed: Mapping[str, Sequence[str] | None],
+                  recipe: str) -> dict[str, str]:
+    """Options with defaults filled in. `allowed` maps a name to its values (the first is the default)
+    or to None for a free value the recipe checks itself. Anything else raises SourceError (exit 2)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SourceError(f"{recipe}: unknown option(s) {unknown}; known: {sorted(allowed)}")
+    out: dict[str, str] = {}
+    for name, values in allowed.items():
+        if values is None:
+            if name in options:
+                out[name] = str(options[name]).strip()
+            continue
+        value = str(options.get(name, values[0])).strip()
+        if value not in values:
+            raise SourceError(f"{recipe}: option {name}={value!r} must be one of {list(values)}")
+        out[name] = value
+    return out
+
+
+def int_option(value: str | None, name: str, default: int, recipe: str, minimum: int = 1) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise SourceError(f"{recipe}: option {name}={value!r} is not an integer") from exc
+    if n < minimum:
+        raise SourceError(f"{recipe}: option {name}={n} must be >= {minimum}")
+    return n
+
+
+def bad_utf8(value: Any, path: str = "") -> str | None:
+    """The field path of the first string holding an undecodable byte (a lone surrogate), else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{path or 'value'}: byte 0x{ord(value[exc.start]) & 0xFF:02x} at char {exc.start} is not UTF-8"
+        return None
+    if isinstance(value, dict):
+        items: Iterable[tuple[str, Any]] = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for p, v in items:
+        if (hit := bad_utf8(v, p)) is not None:
+            return hit
+    return None
+
+
+def json_array_rows(path: Path) -> Rows:
+    """(row index, object) per element of a top-level JSON array; non-objects and records with
+    non-UTF-8 bytes are Rejects. A file that is not a JSON array at all stops the build (exit 2)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{path}: unreadable ({exc})") from exc
+    try:
+        data = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(data, list):
+        raise SourceError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    for i, obj in enumerate(data):
+        rid = f"{i:06d}"
+        if not isinstance(obj, dict):
+            yield Reject(rid, "malformed_json", f"{path.name}[{i}]: expected an object, got {type(obj).__name__}")
+        elif (bad := bad_utf8(obj)) is not None:
+            yield Reject(rid, "non_utf8_text", f"{path.name}[{i}].{bad}")
+        else:
+            yield rid, obj
+
+
+def find_file(root: Path, names: Sequence[str]) -> Path | None:
+    """The first of `names` directly under root, else anywhere below it (sorted, so deterministic)."""
+    for n in names:
+        if (root / n).is_file():
+            return root / n
+    for n in names:
+        hits = sorted(p for p in root.rglob(n) if p.is_file())
+        if hits:
+            return hits[0]
+    return None
+
+
+def release_rows(root: Path, json_names: Sequence[str], columns: Sequence[str], recipe: str,
+                 hub_splits: Sequence[str] = ("train",)) -> tuple[str, Rows]:
+    """The name of the release file found under root (its JSON file, or its first hub parquet file)
+    and its rows.
+
+    Rows of every parquet file are numbered on across files in file order. `columns` must exist in
+    the parquet schema (a JSON record that lacks one is the recipe's to reject)."""
+    if (path := find_file(root, json_names)) is not None:
+        return path.name, json_array_rows(path)
+    files = [f for split in hub_splits for f in hf_splits(root, {split: split}).get(split, [])]
+    if files:
+        def rows() -> Rows:
+            for i, row in enumerate(iter_parquet(files, columns)):
+                yield f"{i:06d}", row
+        return files[0].name, rows()
+    raise SourceError(f"{root}: {recipe}: found neither {' / '.join(json_names)} nor hub parquet files "
+                      f"({'|'.join(hub_splits)}-*.parquet)")
+
+
+def first_field(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[bool, str]:
+    """(present, stripped text) of the first of `keys` present in row (spelling variants of one field)."""
+    for k in keys:
+        if k in row:
+            return True, clean(row[k])
+    return False, ""
+
+
+def strip_think(text: str) -> str:
+    """Reasoning stored with its own `<think>` wrapper would nest inside ours: drop the wrapper."""
+    t = text.strip()
+    if t.startswith("<think>"):
+        t = t[len("<think>"):]
+    if t.endswith("</think>"):
+        t = t[: -len("</think>")]
+    return t.strip()
+
+
+def reasoning_samples(rows: Rows, question: Sequence[str], reasoning: Sequence[str], answer: Sequence[str],
+                      think: str, meta: Mapping[str, Any]) -> Iterator[RawSample | Reject]:
+    """One `reasoning` sample per row: user = question, assistant = reasoning (in `think` style) + answer;
+    `target` keeps {"reasoning", "answer"} apart so either can be scored or dropped later."""
+    for item in rows:
+        if isinstance(item, Reject):
+            yield item
+            continue
+        rid, row = item
+        values = {}
+        for name, keys in (("question", question), ("reasoning", reasoning), ("answer", answer)):
+            present, values[name] = first_field(row, keys)
+            if not present:
+                yield Reject(rid, "missing_field", f"no {' / '.join(keys)} field; has {sorted(row)[:8]}")
+                break
+        else:
+            q, r, a = values["question"], strip_think(values["reasoning"]), values["answer"]
+            empty = [k for k, v in (("question", q), ("reasoning", r), ("answer", a)) if not v]
+            if empty:
+                yield Reject(rid, "empty_text", f"empty {', '.join(empty)}")
+                continue
+            yield RawSample(id=rid, split="train", task="reasoning",
+                            messages=reasoning_messages(q, r, a, think=think),
+                            target={"reasoning": r, "answer": a}, meta=dict(meta))
