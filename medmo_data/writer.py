@@ -136,7 +136,18 @@ def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, An
         "prompt_words": len(normalize_text(prompt).split()),
         "n_objects": len(rec["objects"]),
         "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in rec["objects"]],
+        # Added for `mix`: the system turn (token budgets) and scalar meta fields (contamination rules
+        # that depend on a sub-source, e.g. MedReason's dataset_name).
+        "system": _user_text(rec, "system")[:4000],
+        "meta": _scalar_meta(rec.get("meta") or {}),
     }
+
+
+def _scalar_meta(meta: dict[str, Any]) -> str:
+    """Scalar meta values as sorted JSON (strings cut to 200 chars); lists and dicts are left out."""
+    keep = {k: (v[:200] if isinstance(v, str) else v) for k, v in meta.items()
+            if isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and v != v)}
+    return json.dumps(keep, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 INDEX_SCHEMA = pa.schema([
@@ -147,6 +158,7 @@ INDEX_SCHEMA = pa.schema([
     ("prompt", pa.string()), ("prompt_norm_sha1", pa.string()), ("answer_norm_sha1", pa.string()),
     ("prompt_chars", pa.int64()), ("answer_chars", pa.int64()), ("prompt_words", pa.int64()),
     ("n_objects", pa.int32()), ("box_areas", pa.list_(pa.float64())),
+    ("system", pa.string()), ("meta", pa.string()),
 ])
 
 
