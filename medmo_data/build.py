@@ -22,7 +22,7 @@ from typing import Any
 from . import manifest as manifest_mod
 from .keys import is_safe_key, make_key
 from .normalize import NormalizeOptions
-from .recipe import RawSample, Recipe, Reject, SourceError
+from .recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
 from .schema import SPLITS
 from .writer import ShardTask, dump_json, finished, write_shard
 
@@ -95,7 +95,7 @@ class Chunk:
 def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: list[dict[str, str]],
                 counters: Counter[str]) -> Iterator[Chunk]:
     """Stream records into chunks. Recipe-level rejects and duplicates go to `recipe_rejects`."""
-    info = recipe.info
+    info = recipe.info_for(opts.recipe_options)
     options_digest = opts.digest(recipe)
     seen: set[int] = set()
     open_chunks: dict[str, list[RawSample]] = {}
@@ -147,7 +147,7 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         yield close(group)
 
 
-def _run_task(chunk: Chunk, info, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
+def _run_task(chunk: Chunk, info: SourceInfo, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
     return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes)
 
 
@@ -177,6 +177,7 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
     t0 = time.perf_counter()
     out_dir = opts.output / recipe.info.name
     out_dir.mkdir(parents=True, exist_ok=True)
+    info = recipe.info_for(opts.recipe_options)
     with _Lock(out_dir):
         recipe_rejects: list[dict[str, str]] = []
         counters: Counter[str] = Counter()
@@ -187,18 +188,18 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
             for chunk in chunks:
                 done = finished(out_dir, chunk.task)
                 reused += done is not None
-                stats.append(done or _run_task(chunk, recipe.info, out_dir, opts))
+                stats.append(done or _run_task(chunk, info, out_dir, opts))
                 if progress:
                     progress(counters["read"])
         else:
-            stats, reused = _run_parallel(chunks, recipe, out_dir, opts, counters, progress)
-        man = manifest_mod.make_source_manifest(recipe.info, opts, root, input_fingerprint(root), stats,
+            stats, reused = _run_parallel(chunks, info, out_dir, opts, counters, progress)
+        man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
                                                 recipe_rejects, counters["read"])
         path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 
-def _run_parallel(chunks: Iterator[Chunk], recipe: Recipe, out_dir: Path, opts: BuildOptions,
+def _run_parallel(chunks: Iterator[Chunk], info: SourceInfo, out_dir: Path, opts: BuildOptions,
                   counters: Counter[str], progress: Callable[[int], None] | None) -> tuple[list[dict], int]:
     stats: list[dict[str, Any]] = []
     reused = 0
@@ -211,7 +212,7 @@ def _run_parallel(chunks: Iterator[Chunk], recipe: Recipe, out_dir: Path, opts: 
                 stats.append(done)
                 reused += 1
                 continue
-            pending.append(pool.submit(_run_task, chunk, recipe.info, out_dir, opts))
+            pending.append(pool.submit(_run_task, chunk, info, out_dir, opts))
             while len(pending) >= window:
                 stats.append(pending.pop(0).result())
                 if progress:

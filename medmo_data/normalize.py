@@ -112,8 +112,12 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
         if not isinstance(idx, int) or not 0 <= idx < len(scales):
             raise SampleRejected("bad_box", f"objects[{j}].image {idx!r} names no image")
         sx, sy, w, h = scales[idx]
+        bbox = ob.get("bbox")
+        if ob.get("normalized") and isinstance(bbox, (list, tuple)) and len(bbox) == 4:
+            # Fractions of the source image (YOLO and other relative frames): size is known only now.
+            bbox = boxes.scale(bbox, w, h)
         try:
-            box = boxes.check(ob["bbox"], w, h)
+            box = boxes.check(bbox, w, h)
         except boxes.BoxError as exc:
             raise SampleRejected("bad_box", f"objects[{j}].bbox: {exc}") from exc
         label = ob.get("label")

@@ -92,6 +92,11 @@ class Recipe:
     records: Callable[[Path, dict[str, Any]], Iterator[RawSample | Reject]]
     module: ModuleType
 
+    def info_for(self, options: dict[str, Any]) -> SourceInfo:
+        """INFO, or what the module's optional `info_for(options)` makes of it (e.g. a user-declared licence)."""
+        fn = getattr(self.module, "info_for", None)
+        return fn(options) if fn is not None else self.info
+
 
 def _load(mod: ModuleType) -> Recipe | None:
     info = getattr(mod, "INFO", None)

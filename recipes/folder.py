@@ -1,0 +1,167 @@
+"""folder: your own images plus one annotation file, in any task of the schema.
+
+Layout: `<root>/annotations.jsonl` (or `annotations.csv`) and the images it names, by path relative to
+<root>. Any supported image: DICOM (`.dcm` or DICM magic), NIfTI (`.nii`, `.nii.gz`), PNG (8/16-bit),
+JPEG (passed through), TIFF. See docs/folder-format.md for the full field list. One JSONL line:
+
+    {"id": "case-001", "images": ["ct/case1.dcm"], "split": "train", "task": "grounding", "modality": "ct",
+     "question": "Where is the nodule?", "window": "lung",
+     "boxes": [{"label": "nodule", "bbox": [120, 88, 30, 24]}], "box_format": "xywh"}
+
+- `task`: any schema task; `vqa`/`classification`/`mcq`/text tasks use `question` + `answer`;
+  `caption`/`report` use `caption` (or `answer`) with an optional `question` as the prompt;
+  `grounding`/`detection` use `boxes` (+ optional `question`; the box-frame hint is added).
+- `box_format` (per line, default `xyxy`): `xyxy`, `xywh` (top-left + size), `xyxy_1based`,
+  `cxcywh_norm` (YOLO: centre and size as fractions), `xyxy_norm` (fractions). Box `image` = image index.
+- `window` (named or `[lo, hi]`), `slice` (NIfTI index on `axis`, default axial middle), `frame`
+  (multi-frame DICOM), `value_offset` (16-bit PNG stored value -> HU) apply to every image of the line.
+- CSV: columns `id, image, split, task, modality, question, answer, caption, label, bbox, box_format`;
+  `image` may list several paths separated by `;`; `bbox` is four numbers separated by spaces; rows with
+  the same `id` are one sample (one box per row).
+Options: `-o license=...`, `-o access=open|registered|credentialed`, `-o modality=...` (default for lines
+without one). DICOM header values are never copied into the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from medmo_data import boxes
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.render import HINT
+from medmo_data.schema import ACCESS, MODALITIES, TASKS, image, objects, turn
+from medmo_data.sources import clean, iter_csv, iter_jsonl
+
+INFO = SourceInfo(
+    name="folder", title="Your own folder of images + annotations", stages=(2,),
+    tasks=("vqa", "caption", "report", "grounding", "detection", "classification"), modality="mixed",
+    access="open", license="user-declared", image_format="png", status="ready",
+    notes="generic recipe; not one of the 45 MedMO sources",
+)
+BOX_FORMATS = ("xyxy", "xywh", "xyxy_1based", "cxcywh_norm", "xyxy_norm")
+DEFAULT_PROMPTS = {"caption": "Describe this image.", "report": "Write the radiology report for this study."}
+TEXT_TASKS = ("text_qa", "instruction", "reasoning", "summarization")
+
+
+def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
+    """(bbox, normalized?) in XYXY; normalized boxes are scaled once the image size is known."""
+    vals = [float(v) for v in raw]
+    if len(vals) != 4:
+        raise ValueError(f"bbox needs 4 numbers, got {raw!r}")
+    if fmt == "xyxy":
+        return vals, False
+    if fmt == "xywh":
+        return boxes.from_xywh(*vals), False
+    if fmt == "xyxy_1based":
+        return boxes.from_one_based(*vals), False
+    if fmt == "cxcywh_norm":
+        return boxes.from_yolo(*vals, 1, 1), True
+    if fmt == "xyxy_norm":
+        return vals, True
+    raise ValueError(f"box_format {fmt!r} is not one of {BOX_FORMATS}")
+
+
+def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
+    path = (root / rel).resolve()
+    if root.resolve() not in path.parents:
+        raise ValueError(f"image path {rel!r} leaves the input folder")
+    window = line.get("window")
+    return ImageSource(path=str(path), window=tuple(window) if isinstance(window, list) else window,
+                       slice_index=line.get("slice"), axis=line.get("axis", "axial"), frame=line.get("frame"),
+                       value_offset=float(line.get("value_offset", 0.0)))
+
+
+def sample(root: Path, rid: str, line: dict[str, Any], options: dict[str, str]) -> RawSample | Reject:
+    sid = clean(line.get("id")) or rid
+    task = clean(line.get("task")) or "vqa"
+    if task not in TASKS:
+        return Reject(sid, "bad_field", f"{rid}: task {task!r} is not one of {TASKS}")
+    modality = clean(line.get("modality")) or options.get("modality", "mixed")
+    if modality not in MODALITIES:
+        return Reject(sid, "bad_field", f"{rid}: modality {modality!r} is not one of {MODALITIES}")
+    paths = line.get("images", [])
+    if isinstance(paths, str):
+        paths = [p for p in paths.split(";") if p.strip()]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return Reject(sid, "bad_field", f"{rid}: images must be a list of paths")
+    try:
+        sources = [_image_source(root, p.strip(), line) for p in paths]
+    except ValueError as exc:
+        return Reject(sid, "bad_path", f"{rid}: {exc}")
+    if task not in TEXT_TASKS and not sources:
+        return Reject(sid, "missing_image", f"{rid}: task {task} needs at least one image")
+    parts = [image()] * len(sources)
+    question, answer = clean(line.get("question")), clean(line.get("answer"))
+    objs = []
+    if task in ("grounding", "detection"):
+        fmt = clean(line.get("box_format")) or "xyxy"
+        try:
+            for b in line.get("boxes") or []:
+                bbox, norm = _box(b["bbox"], fmt)
+                ob = {"image": int(b.get("image", 0)), "label": clean(b.get("label")), "bbox": bbox}
+                if norm:
+                    ob["normalized"] = True
+                objs.append(ob)
+        except (KeyError, TypeError, ValueError) as exc:
+            return Reject(sid, "bad_box", f"{rid}: boxes: {exc}")
+        labels = sorted({o["label"] for o in objs})
+        prompt = question or f"Locate every {', '.join(labels) or 'finding'} in the image."
+        msgs = [turn("user", *parts, f"{prompt} {HINT}"), turn("assistant", objects())]
+        target: dict[str, Any] = {"labels": labels}
+    else:
+        if task in ("caption", "report"):
+            answer = clean(line.get("caption")) or answer
+            question = question or DEFAULT_PROMPTS[task]
+        if not question or not answer:
+            return Reject(sid, "empty_text", f"{rid}: question/answer (or caption) is empty")
+        msgs = [turn("user", *parts, question), turn("assistant", answer)]
+        target = {"answer": answer}
+    split = clean(line.get("split")) or "train"
+    return RawSample(id=sid, split=split, task=task, modality=modality, images=sources, messages=msgs,
+                     objects=objs, target=target, meta={"line": rid})
+
+
+def _csv_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
+    """CSV rows grouped by id into JSONL-shaped lines (one box per row)."""
+    grouped: dict[str, tuple[str, dict[str, Any]]] = {}
+    for item in iter_csv(path, required=["id", "image"]):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        rid, row = item
+        key = row["id"].strip() or rid
+        if key not in grouped:
+            line = {k: v for k, v in row.items() if k not in ("label", "bbox", "image") and v.strip()}
+            line["images"] = row["image"]
+            line["boxes"] = []
+            grouped[key] = (rid, line)
+        if row.get("bbox", "").strip():
+            grouped[key][1]["boxes"].append({"label": row.get("label", ""), "bbox": row["bbox"].split()})
+    yield from grouped.values()
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    jl, cs = root / "annotations.jsonl", root / "annotations.csv"
+    if jl.exists():
+        lines: Iterator = iter_jsonl(jl)
+    elif cs.exists():
+        lines = _csv_lines(cs)
+    else:
+        raise SourceError(f"{root}: no annotations.jsonl or annotations.csv")
+    for item in lines:
+        if isinstance(item, Reject):
+            yield item
+            continue
+        rid, line = item
+        yield sample(root, rid, line, options)
+
+
+def info_for(options: dict[str, str]) -> SourceInfo:
+    """The licence and access the user declares for their data go into every record and the manifest."""
+    access = options.get("access", "open")
+    if access not in ACCESS:
+        raise SourceError(f"option access={access!r}: must be one of {ACCESS}")
+    return replace(INFO, license=options.get("license", INFO.license), access=access)
