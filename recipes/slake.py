@@ -1,0 +1,147 @@
+"""SLAKE: a bilingual (English/Chinese) radiology VQA set with organ/lesion boxes (Liu et al., ISBI 2021).
+
+Get it from `med-vqa.com` or the Hugging Face re-host `BoKelvin/SLAKE` (`imgs.zip`, `train.json`,
+`validation.json` (called `validate.json` before 2024-02-28; both read), `test.json`). Licence CC-BY-4.0.
+Files read: the three QA JSON lists (12 fields per record, key order not fixed: `img_id, img_name, question,
+answer, q_lang, location, modality, answer_type, base_type, content_type, triple, qid`) and, per image,
+`imgs/xmlabN/source.jpg` and `imgs/xmlabN/detection.json` (a list of `{label: [x, y, w, h]}` in pixels,
+top-left corner plus size; read as corners it gives y2 < y1).
+
+Samples: one VQA sample per question of the chosen language (`lang=en` by default, `lang=zh` for the
+Chinese questions) and one grounding sample per image with every box of its `detection.json`.
+Split integrity is per IMAGE: an image takes the strictest split any of its questions is in (test > val >
+train); a question filed in a laxer split than its image is rejected (`image_in_test` / `image_in_val`).
+With English only the three image sets are disjoint, so nothing is lost; the Chinese questions reuse
+test images in train (142 images), which is why the languages are never mixed in one build.
+Traps: Chinese yes/no answers (`是的`, `不是`), comma-joined multi-answers kept as text, JPEG bytes passed
+through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medmo_data import boxes
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.render import HINT
+from medmo_data.schema import image, objects, turn
+from medmo_data.sources import clean, load_json, vqa_messages
+
+INFO = SourceInfo(
+    name="slake", title="SLAKE", stages=(2, 4), tasks=("vqa", "grounding"), modality="mixed", access="open",
+    license="CC-BY-4.0", homepage="https://www.med-vqa.com/slake/",
+    citation="Liu et al., SLAKE: A Semantically-Labeled Knowledge-Enhanced Dataset for Medical Visual "
+             "Question Answering, ISBI 2021",
+    image_format="jpg",
+)
+HUB_PATTERNS = ["*.json", "imgs.zip", "*.md"]
+SPLIT_FILES = (("train", ("train.json",)), ("val", ("validate.json", "validation.json")), ("test", ("test.json",)))
+RANK = {"train": 0, "val": 1, "test": 2}
+MODALITY = {"CT": "ct", "MRI": "mri", "X-Ray": "xray"}
+GROUND_PROMPT = "Locate the organs and abnormalities visible in this {} image and name each. "
+
+
+def _split_files(root: Path) -> list[tuple[str, Path]]:
+    found = []
+    for split, names in SPLIT_FILES:
+        for n in names:
+            if (root / n).exists():
+                found.append((split, root / n))
+                break
+    if not any(s == "train" for s, _ in found):
+        raise SourceError(f"{root}: no train.json (SLAKE QA lists train.json, validate.json, test.json)")
+    return found
+
+
+def _questions(root: Path, lang: str) -> list[tuple[str, dict[str, Any] | Reject]]:
+    out: list[tuple[str, dict[str, Any] | Reject]] = []
+    for split, path in _split_files(root):
+        recs = load_json(path)
+        if not isinstance(recs, list):
+            raise SourceError(f"{path}: expected a JSON list of QA records")
+        for n, r in enumerate(recs):
+            if not isinstance(r, dict) or not clean(r.get("img_name")) or r.get("qid") is None:
+                out.append((split, Reject(f"{path.name}:{n}", "missing_field", "record lacks img_name or qid")))
+            elif r.get("q_lang") == lang:
+                out.append((split, r))
+    return out
+
+
+def read_detection(path: Path) -> list[tuple[str, list[float]]]:
+    """(label, XYXY) per entry of a `detection.json`; raises ValueError on any malformed entry."""
+    data = json.loads(path.read_bytes().decode("utf-8"))
+    if not isinstance(data, list):
+        raise ValueError("expected a list of {label: [x, y, w, h]} objects")
+    out = []
+    for k, entry in enumerate(data):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ValueError(f"entry {k} is not a single-key object")
+        (label, xywh), = entry.items()
+        if not clean(label) or not isinstance(xywh, list) or len(xywh) != 4:
+            raise ValueError(f"entry {k}: need a label and [x, y, w, h], got {entry!r}")
+        out.append((clean(label), boxes.from_xywh(*xywh)))
+    return out
+
+
+def _grounding(root: Path, name: str, split: str, first: dict[str, Any], lang: str) -> RawSample | Reject:
+    folder = name.rsplit("/", 1)[0]
+    sid = f"det-{folder}"
+    det = root / "imgs" / folder / "detection.json"
+    if not det.exists():
+        return Reject(sid, "missing_detection", f"{det} does not exist")
+    try:
+        found = read_detection(det)
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        return Reject(sid, "malformed_detection", f"{det}: {exc}")
+    if not found:
+        return Reject(sid, "no_objects", f"{det} lists no box")
+    mod = clean(first.get("modality"))
+    return RawSample(
+        id=sid, split=split, task="grounding", modality=MODALITY.get(mod, "mixed"),
+        images=[ImageSource(path=str(root / "imgs" / name))],
+        messages=[turn("user", image(), GROUND_PROMPT.format(mod or "medical") + HINT), turn("assistant", objects())],
+        objects=[{"image": 0, "label": lab, "bbox": b} for lab, b in found],
+        target={"labels": sorted({lab for lab, _ in found})},
+        meta={"img_name": name, "location": clean(first.get("location")), "qid": -1, "lang": lang,
+              "content_type": "", "base_type": ""},
+    )
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    lang = options.get("lang", "en")
+    if lang not in ("en", "zh"):
+        raise SourceError(f"option lang must be 'en' or 'zh', got {lang!r}")
+    questions = _questions(root, lang)
+    image_split: dict[str, str] = {}
+    first_q: dict[str, dict[str, Any]] = {}
+    for split, r in questions:
+        if isinstance(r, dict):
+            name = clean(r["img_name"])
+            if RANK[split] >= RANK[image_split.get(name, "train")]:
+                image_split[name] = split
+            first_q.setdefault(name, r)
+    for split, r in questions:
+        if isinstance(r, Reject):
+            yield r
+            continue
+        qid, name = f"q{r['qid']}", clean(r["img_name"])
+        if image_split[name] != split:
+            yield Reject(qid, f"image_in_{image_split[name]}", f"{name} is a {image_split[name]} image; "
+                                                              f"question filed under {split}")
+            continue
+        q, a = clean(r.get("question")), clean(r.get("answer"))
+        if not q or not a:
+            yield Reject(qid, "empty_text", "question or answer is empty")
+            continue
+        yield RawSample(
+            id=qid, split=split, task="vqa", modality=MODALITY.get(clean(r.get("modality")), "mixed"),
+            images=[ImageSource(path=str(root / "imgs" / name))], messages=vqa_messages(q, a),
+            target={"answer": a, "answer_type": clean(r.get("answer_type")).lower()},
+            meta={"img_name": name, "location": clean(r.get("location")), "qid": int(r["qid"]), "lang": lang,
+                  "content_type": clean(r.get("content_type")), "base_type": clean(r.get("base_type"))},
+        )
+    for name in sorted(image_split, key=lambda n: (len(n), n)):
+        yield _grounding(root, name, image_split[name], first_q[name], lang)

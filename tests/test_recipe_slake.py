@@ -1,0 +1,81 @@
+import pytest
+from medmo_data.recipes.slake import read_detection
+
+from medmo_data.render import render_messages
+from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
+from tests.helpers import build_fixture, by_id, read_samples, texts
+
+
+@pytest.fixture(scope="module")
+def en(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slake_en")
+    res = build_fixture("slake", tmp)
+    return res, by_id(read_samples(tmp / "out" / "slake")), tmp
+
+
+def test_counts_and_rejects(en):
+    res, s, _ = en
+    assert res.manifest["counts"] == {"read": 17, "written": 13, "rejected": 4}
+    assert res.manifest["rejects_by_reason"] == {"image_in_test": 1, "missing_field": 1, "missing_detection": 1,
+                                                 "no_objects": 1}
+
+
+def test_vqa_samples(en):
+    _, s, _ = en
+    rec = s["q3"]["json"]
+    assert texts(rec, "user") == "Does the picture contain liver?"
+    assert texts(rec, "assistant") == "Yes"
+    assert rec["target"] == {"answer": "Yes", "answer_type": "closed"}
+    assert rec["modality"] == "mri" and rec["meta"]["content_type"] == "Organ"
+    assert s["q152"]["json"]["modality"] == "xray"
+    assert {sid for sid in s if sid.startswith("q")} == {"q0", "q1", "q2", "q3", "q1804", "q152", "q9835", "q9836",
+                                                          "q11934", "q11935"}
+    # JPEG bytes pass through
+    assert s["q0"]["json"]["images"][0]["derivation"]["pass_through"] is True
+
+
+def test_xywh_boxes(en):
+    _, s, _ = en
+    rec = s["det-xmlab1"]["json"]
+    assert rec["task"] == "grounding" and rec["split"] == "train"
+    assert rec["objects"] == [{"image": 0, "label": "Liver", "bbox": [20.0, 30.0, 60.0, 55.0]},
+                              {"image": 0, "label": "Spleen", "bbox": [80.0, 20.0, 96.0, 50.0]}]
+    assert rec["target"] == {"labels": ["Liver", "Spleen"]}
+    msgs = render_messages(rec, "qwen3")
+    assert "0 to 1000" in msgs[0]["content"][1]["text"]
+    assert msgs[1]["content"][0]["text"] == "Liver <box>[[156, 268, 469, 491]]</box>\nSpleen <box>[[625, 179, 750, 446]]</box>"
+
+
+def test_image_level_split_integrity(en):
+    res, s, _ = en
+    by_split: dict[str, set[str]] = {}
+    for x in s.values():
+        by_split.setdefault(x["json"]["split"], set()).add(x["json"]["meta"]["img_name"])
+    assert by_split["test"] == {"xmlab102/source.jpg"}
+    assert by_split["val"] == {"xmlab0/source.jpg"}
+    assert not by_split["train"] & (by_split["test"] | by_split["val"])
+    assert s["det-xmlab102"]["json"]["split"] == "test"
+    assert "q9000" not in s
+
+
+def test_chinese_selectable(tmp_path):
+    res = build_fixture("slake", tmp_path, recipe_options={"lang": "zh"})
+    s = by_id(read_samples(tmp_path / "out" / "slake"))
+    assert set(s) == {"q6709", "q20000", "det-xmlab295", "det-xmlab47"}
+    assert res.manifest["rejects_by_reason"] == {"image_in_test": 2, "missing_field": 1}
+    assert texts(s["q6709"]["json"], "assistant") == "较少"
+    assert s["det-xmlab47"]["json"]["split"] == "test"
+
+
+def test_show_boxes_on_objects(en):
+    _, s, tmp = en
+    for sid in ("det-xmlab1", "det-xmlab102", "det-xmlab295"):
+        assert_boxes_on_objects(s[sid]["json"], s[sid])
+    assert_show_grid(tmp / "out" / "slake", tmp / "grid.png")
+
+
+def test_read_detection_rejects_corners(tmp_path):
+    p = tmp_path / "detection.json"
+    p.write_text('[{"Liver": [1, 2, 3]}]')
+    with pytest.raises(ValueError, match="x, y, w, h"):
+        read_detection(p)
