@@ -2,11 +2,9 @@
 FreedomIntelligence's medical-o1 / R1-distill) or as a Hugging Face parquet re-packaging.
 
 - `check_options` validates a recipe's `-o key=value` options (unknown names and values exit 2).
-- `json_array_rows` reads a top-level JSON array record by record, so one bad record is a counted
-  `Reject`, not a dead build: the file is decoded with `surrogateescape`, which keeps the JSON parseable
-  when a string holds a non-UTF-8 byte, and that record is then rejected as `non_utf8_text`.
-  It still holds the parsed array in memory (the largest medical-o1 file is 73 MB); swap its body for a
-  streaming reader when one lands in the library.
+- `json_array_rows` streams a top-level JSON array record by record (`json_stream.iter_json_items`), so
+  memory stays flat and one bad record is a counted `Reject` (`malformed_json`, `non_utf8_text`), not a
+  dead build.
 - `release_rows` finds a source's JSON file or its hub parquet files and yields `(id, row)` pairs; ids
   are the 0-based row index (`000012`), identical for the JSON original and an order-preserving hub copy.
 - `reasoning_samples` turns question / chain-of-thought / answer rows into `reasoning` samples.
@@ -14,11 +12,11 @@ FreedomIntelligence's medical-o1 / R1-distill) or as a Hugging Face parquet re-p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .json_stream import iter_json_items
 from .recipe import RawSample, Reject, SourceError
 from .sources import clean, hf_splits, iter_parquet
 from .text_qa import THINK_STYLES, reasoning_messages
@@ -59,45 +57,19 @@ def int_option(value: str | None, name: str, default: int, recipe: str, minimum:
     return n
 
 
-def bad_utf8(value: Any, path: str = "") -> str | None:
-    """The field path of the first string holding an undecodable byte (a lone surrogate), else None."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return f"{path or 'value'}: byte 0x{ord(value[exc.start]) & 0xFF:02x} at char {exc.start} is not UTF-8"
-        return None
-    if isinstance(value, dict):
-        items: Iterable[tuple[str, Any]] = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
-    elif isinstance(value, list):
-        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
-    else:
-        return None
-    for p, v in items:
-        if (hit := bad_utf8(v, p)) is not None:
-            return hit
-    return None
-
-
 def json_array_rows(path: Path) -> Rows:
-    """(row index, object) per element of a top-level JSON array; non-objects and records with
-    non-UTF-8 bytes are Rejects. A file that is not a JSON array at all stops the build (exit 2)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"{path}: unreadable ({exc})") from exc
-    try:
-        data = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}") from exc
-    if not isinstance(data, list):
-        raise SourceError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
-    for i, obj in enumerate(data):
-        rid = f"{i:06d}"
+    """(row index, object) per element of a top-level JSON array, streamed (`json_stream`): elements
+    that are not objects, do not parse, or hold non-UTF-8 bytes are Rejects with the same `000012` ids."""
+    prefix = f"{path.name}:"
+    for item in iter_json_items(path):
+        if isinstance(item, Reject):
+            tail = item.id[len(prefix):] if item.id.startswith(prefix) else ""
+            yield Reject(f"{int(tail):06d}", item.reason, item.detail) if tail.isdigit() else item
+            continue
+        key, obj = item
+        rid = f"{int(key):06d}" if key.isdigit() else key
         if not isinstance(obj, dict):
-            yield Reject(rid, "malformed_json", f"{path.name}[{i}]: expected an object, got {type(obj).__name__}")
-        elif (bad := bad_utf8(obj)) is not None:
-            yield Reject(rid, "non_utf8_text", f"{path.name}[{i}].{bad}")
+            yield Reject(rid, "malformed_json", f"{path.name}[{key}]: expected an object, got {type(obj).__name__}")
         else:
             yield rid, obj
 
