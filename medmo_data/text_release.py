@@ -12,7 +12,7 @@ FreedomIntelligence's medical-o1 / R1-distill) or as a Hugging Face parquet re-p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
