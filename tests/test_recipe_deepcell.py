@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from medmo_data import cells
+from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
+from tests.helpers import build_fixture, by_id, read_samples
+
+
+def boxes_of(rec):
+    return [o["bbox"] for o in rec["objects"]]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deepcell")
+    res = build_fixture("deepcell", tmp)
+    return res, by_id(read_samples(tmp / "out" / "deepcell")), tmp
+
+
+def test_counts_splits_rejects(built):
+    res, s, _ = built
+    assert res.manifest["counts"] == {"read": 5, "written": 4, "rejected": 1}
+    assert res.manifest["rejects_by_reason"] == {"no_objects": 1}
+    assert {k: v["json"]["split"] for k, v in s.items()} == {"train-00000": "train", "train-00002": "train",
+                                                              "val-00000": "val", "test-00000": "test"}
+
+
+def test_whole_cell_boxes_touching(built):
+    _, s, _ = built
+    rec = s["train-00000"]["json"]
+    # ids 1 and 2 share the edge x=30: two boxes, not one merged blob
+    assert boxes_of(rec) == [[10.0, 12.0, 30.0, 40.0], [30.0, 12.0, 50.0, 40.0]]
+    assert rec["task"] == "detection" and rec["target"] == {"labels": ["cell"], "count": 2}
+    assert {o["label"] for o in rec["objects"]} == {"cell"}
+    assert boxes_of(s["train-00002"]["json"])[3] == [40.0, 44.0, 62.0, 64.0]  # ends on the tile edge
+    assert rec["meta"]["experiment"] == ""  # meta table not unpickled by default
+    assert rec["images"][0]["width"] == 64 and "membrane" in rec["messages"][0]["content"][1]["text"]
+
+
+def test_nuclear_target_and_meta(tmp_path):
+    res = build_fixture("deepcell", tmp_path, recipe_options={"target": "nuclear", "meta": "trust"})
+    s = by_id(read_samples(tmp_path / "out" / "deepcell"))
+    rec = s["train-00000"]["json"]
+    assert boxes_of(rec) == [[15.0, 20.0, 25.0, 30.0], [35.0, 20.0, 45.0, 30.0]]
+    assert rec["target"]["labels"] == ["nucleus"]
+    assert rec["meta"]["experiment"] == "exp0" and rec["meta"]["specimen"] == "tonsil"
+    assert res.manifest["counts"]["written"] == 4
+
+
+def test_box_cap_counted(tmp_path):
+    res = build_fixture("deepcell", tmp_path, recipe_options={"max_boxes": "3"})
+    assert res.manifest["rejects_by_reason"] == {"no_objects": 1, "too_many_boxes": 1}
+    rej = [line for line in (tmp_path / "out" / "deepcell" / "rejects.jsonl").read_text().splitlines()
+           if "too_many_boxes" in line]
+    assert "4 boxes > max_boxes 3" in rej[0]
+
+
+def test_show_boxes_on_objects(built):
+    _, s, tmp = built
+    for sid in ("train-00000", "train-00002", "val-00000"):
+        assert_boxes_on_objects(s[sid]["json"], s[sid])
+    assert_show_grid(tmp / "out" / "deepcell", tmp / "grid.png")
+
+
+def test_npz_rows_stream(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    np.savez_compressed(tmp_path / "t.npz", a=a)
+    rows = list(cells.iter_npy_rows(tmp_path / "t.npz", "a"))
+    assert len(rows) == 2 and (rows[1] == a[1]).all()
+    assert cells.npz_shape(tmp_path / "t.npz", "a") == ((2, 3, 4), np.dtype("int16"))
+    assert cells.npz_shape(tmp_path / "t.npz", "b") is None
