@@ -46,6 +46,17 @@ def burned_in(ds) -> bool:
 
 def read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | None = None,
                frame: int | None = None, drop_burned_in: bool = False) -> tuple[np.ndarray, dict]:
+    """`_read_dicom`, with any unexpected failure on a malformed header turned into a DecodeError."""
+    try:
+        return _read_dicom(src, window, frame, drop_burned_in)
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        raise DecodeError("corrupt_dicom", f"malformed header or pixel data: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | None,
+                frame: int | None, drop_burned_in: bool) -> tuple[np.ndarray, dict]:
     """Decode one DICOM frame to uint8 (HxW grey or HxWx3 colour) and describe how.
 
     window: None = the file's VOI (LUT sequence first, then Window Center/Width), else min/max;

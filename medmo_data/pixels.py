@@ -1,7 +1,7 @@
 """Pixel maths shared by every decoder: windows, rescaling to 8 bit, resizing.
 
-All windowing follows one rule: out = round(255 * (clip(v, lo, hi) - lo) / (hi - lo)), in float64,
-so tests can check values by hand.
+All windowing follows one rule: out = floor(255 * (clip(v, lo, hi) - lo) / (hi - lo) + 0.5) (round half
+up), in float64, so tests can check values by hand.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def resolve_window(window: str | tuple[float, float] | list[float]) -> tuple[flo
 def apply_window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Linear window [lo, hi] -> uint8 0..255."""
     v = np.clip(values.astype(np.float64, copy=False), lo, hi)
-    return np.rint((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return np.floor((v - lo) * 255.0 / (hi - lo) + 0.5).astype(np.uint8)
 
 
 def rescale_to_uint8(values: np.ndarray, method: str = "minmax",
