@@ -124,14 +124,15 @@ def strip_think(text: str) -> str:
 
 
 def reasoning_samples(rows: Rows, question: Sequence[str], reasoning: Sequence[str], answer: Sequence[str],
-                      think: str, meta: Mapping[str, Any]) -> Iterator[RawSample | Reject]:
+                      think: str, meta: Mapping[str, Any], id_prefix: str = "") -> Iterator[RawSample | Reject]:
     """One `reasoning` sample per row: user = question, assistant = reasoning (in `think` style) + answer;
-    `target` keeps {"reasoning", "answer"} apart so either can be scored or dropped later."""
+    `target` keeps {"reasoning", "answer"} apart so either can be scored or dropped later.
+    Each of question / reasoning / answer lists the spellings of that column, first match wins."""
     for item in rows:
         if isinstance(item, Reject):
-            yield item
+            yield Reject(id_prefix + item.id, item.reason, item.detail)
             continue
-        rid, row = item
+        rid, row = id_prefix + item[0], item[1]
         values = {}
         for name, keys in (("question", question), ("reasoning", reasoning), ("answer", answer)):
             present, values[name] = first_field(row, keys)
@@ -147,3 +148,17 @@ def reasoning_samples(rows: Rows, question: Sequence[str], reasoning: Sequence[s
             yield RawSample(id=rid, split="train", task="reasoning",
                             messages=reasoning_messages(q, r, a, think=think),
                             target={"reasoning": r, "answer": a}, meta=dict(meta))
+
+
+def reasoning_release(root: Path, options: Mapping[str, str], recipe: str, files: Mapping[str, str],
+                      question: Sequence[str], reasoning: Sequence[str], answer: Sequence[str]
+                      ) -> Iterator[RawSample | Reject]:
+    """A reasoning release shipped as one JSON array per config (`-o config=`, the first of `files` is
+    the default) read with `-o think=`; ids are `<config>-<row index>`."""
+    opts = check_options(options, {"config": tuple(files), **THINK_OPTION}, recipe)
+    name = files[opts["config"]]
+    path = find_file(root, [name])
+    if path is None:
+        raise SourceError(f"{root}: {recipe}: no {name} (config {opts['config']})")
+    yield from reasoning_samples(json_array_rows(path), question, reasoning, answer, opts["think"],
+                                 {"config": opts["config"], "file": path.name}, id_prefix=f"{opts['config']}-")
