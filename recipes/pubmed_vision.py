@@ -1,0 +1,81 @@
+"""PubMedVision: 1.3M medical VQA samples built from PubMed figures, captions reformatted by GPT-4V
+(Chen et al., HuatuoGPT-Vision, arXiv 2406.19280).
+
+Get it from Hugging Face `FreedomIntelligence/PubMedVision`; licence apache-2.0. Files read:
+`PubMedVision_Alignment_VQA.json` and `PubMedVision_InstructionTuning_VQA.json` (647,031 records each), JSON
+lists of `{"id", "image": [paths], "conversations": [{"from": "human"|"gpt", "value"}], "modality",
+"body_part"}`; images from `images_{0..19}.zip` unzipped flat (`unzip -j ... -d images/`), the record's
+paths (`images/<name>.jpg`) being relative to the input folder. `--option subset=alignment|instruction|both`
+(default both; MedMO used the Alignment file only). The Chinese and original-caption files are not read.
+Traps: `image` is a LIST (multi-image samples exist: they get their own shard series); the raw turns carry no
+`<image>` token (HuatuoGPT-Vision's training code prepends one per image), so images are put before the
+first question, while records that do carry placeholders must match their image count. `modality` is the
+free-text label of HuatuoGPT-Vision-7B, mapped to the schema's vocabulary (unknown -> mixed); the raw label
+stays in `meta`. Split: all `train` (no official split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from medmo_data.json_stream import iter_json_records
+from medmo_data.llava import LlavaError, image_list, llava_messages
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.sources import clean
+
+INFO = SourceInfo(
+    name="pubmed_vision", title="PubMedVision", stages=(2,), tasks=("vqa", "instruction"), modality="mixed",
+    access="open", license="Apache-2.0", homepage="https://huggingface.co/datasets/FreedomIntelligence/PubMedVision",
+    citation="Chen et al., HuatuoGPT-Vision, Towards Injecting Medical Visual Knowledge into Multimodal LLMs at "
+             "Scale, arXiv 2406.19280",
+    image_format="jpg",
+)
+HUB_PATTERNS = ["PubMedVision_Alignment_VQA.json", "PubMedVision_InstructionTuning_VQA.json", "images_*.zip"]
+SUBSETS = {"alignment": ("PubMedVision_Alignment_VQA.json", "vqa"),
+           "instruction": ("PubMedVision_InstructionTuning_VQA.json", "instruction")}
+# HuatuoGPT-Vision's modality labels -> schema modalities (lower-cased keys).
+MODALITY = {
+    "computed tomography": "ct", "ct": "ct", "magnetic resonance imaging": "mri", "mri": "mri",
+    "digital radiography": "xray", "x-ray": "xray", "radiography": "xray", "ultrasound": "ultrasound",
+    "microscopy images": "microscopy", "microscopy": "microscopy", "histopathology": "pathology",
+    "pathology": "pathology", "fundus photography": "fundus", "optical coherence tomography": "oct",
+    "dermoscopy": "dermoscopy", "endoscopy": "endoscopy", "positron emission tomography": "pet",
+    "single photon emission computed tomography": "spect", "digital photography": "clinical_photo",
+}
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    subset = options.get("subset", "both")
+    if subset not in (*SUBSETS, "both"):
+        raise SourceError(f"--option subset={subset!r}: expected alignment, instruction or both")
+    chosen = [k for k in SUBSETS if subset in (k, "both")]
+    present = [k for k in chosen if (root / SUBSETS[k][0]).exists()]
+    if not present:
+        raise SourceError(f"{root}: none of {[SUBSETS[k][0] for k in chosen]} found")
+    for key in present:
+        fname, task = SUBSETS[key]
+        for item in iter_json_records(root / fname):
+            if isinstance(item, Reject):
+                yield item
+                continue
+            rid, r = item
+            if not isinstance(r, dict):
+                yield Reject(rid, "malformed_json", "record is not an object")
+                continue
+            sid = f"{key}-{clean(r.get('id')) or rid}"
+            try:
+                names = image_list(r.get("image"))
+                if not names:
+                    raise LlavaError("missing_image", "the record lists no image")
+                msgs = llava_messages(r.get("conversations"), len(names), missing="prepend")
+            except LlavaError as exc:
+                yield Reject(sid, exc.reason, exc.detail)
+                continue
+            label = clean(r.get("modality"))
+            yield RawSample(
+                id=sid, split="train", task=task, messages=msgs,
+                images=[ImageSource(path=str(root / n)) for n in names],
+                modality=MODALITY.get(label.lower(), "mixed"),
+                meta={"subset": key, "modality_label": label, "body_part": clean(r.get("body_part"))},
+            )
