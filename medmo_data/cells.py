@@ -37,6 +37,27 @@ def max_boxes_option(options: Mapping[str, Any], default: int = DEFAULT_MAX_BOXE
     return value
 
 
+def read_mask(path: Path) -> np.ndarray:
+    """An instance-label image (16-bit TIFF or PNG) as an integer array; raises ValueError when unreadable."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                arr = np.asarray(img)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tifffile and PIL raise many types on bad files
+        raise ValueError(f"{path}: unreadable mask ({type(exc).__name__}: {exc})") from exc
+    if arr.dtype.kind not in "iub":
+        raise ValueError(f"{path}: mask dtype {arr.dtype} is not an integer label image")
+    return arr
+
+
 def mask_objects(mask: np.ndarray, label: str, image_index: int = 0) -> list[dict[str, Any]]:
     """One object per instance id of a 2-D label image, in id order."""
     return [{"image": image_index, "label": label, "bbox": b} for _, b in boxes.from_instance_mask(mask)]
