@@ -131,14 +131,14 @@ def _column(buf: _Buffer) -> int | None:
     return buf.pos - nl - 1
 
 
-def iter_json_items(path: Path, chunk_size: int = CHUNK) -> Iterator[tuple[str, Any] | Reject]:
+def iter_json_items(path: Path, chunk_size: int | None = None) -> Iterator[tuple[str, Any] | Reject]:
     """(key, value) per top-level item: the index as a string for an array, the key for an object."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - the generator owns the file
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: missing") from exc
     with f:
-        buf = _Buffer(f, chunk_size)
+        buf = _Buffer(f, chunk_size or CHUNK)
         first = buf.peek()
         if first == "\ufeff":
             buf.pos += 1
@@ -204,7 +204,7 @@ def iter_json_items(path: Path, chunk_size: int = CHUNK) -> Iterator[tuple[str, 
             yield key, value
 
 
-def iter_json_records(path: Path, chunk_size: int = CHUNK) -> Iterator[tuple[str, Any] | Reject]:
+def iter_json_records(path: Path, chunk_size: int | None = None) -> Iterator[tuple[str, Any] | Reject]:
     """Records of a file that is either one JSON array (streamed) or JSON Lines, told apart by its first
     byte. Array items get ids `<file>:<index>`, lines `<file>:<line number>`."""
     from .sources import iter_jsonl
