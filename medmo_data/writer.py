@@ -193,6 +193,8 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
                 opts: NormalizeOptions, max_shard_bytes: int) -> dict[str, Any]:
     """Normalize a chunk and write its tar part(s), index and stats. Returns the stats."""
     t0 = time.perf_counter()
+    if slow := float(os.environ.get("MEDMO_FAULT_SLOW_SHARD_S", "0") or 0):
+        time.sleep(slow)  # fault injection for the kill/resume tests; never set in real builds
     tars: list[dict[str, Any]] = []
     tar = _TarBuilder(out_dir / f"{task.name}.tar")
     rows: list[dict[str, Any]] = []
