@@ -1,0 +1,61 @@
+import pytest
+
+from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
+from tests.helpers import build_fixture, by_id, read_samples
+
+F0 = "Fluo-N2DH-SIM+/01/man_seg000"
+F2 = "Fluo-N2DH-SIM+/01/man_seg002"
+TOUCH = "Fluo-N2DH-SIM+/02/man_seg000"
+SLICE = "Fluo-N3DH-SIM+/01/man_seg_000_003"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ctc")
+    res = build_fixture("ctc", tmp)
+    return res, by_id(read_samples(tmp / "out" / "ctc")), tmp
+
+
+def test_frames_with_ground_truth_only(built):
+    res, s, _ = built
+    assert res.manifest["counts"] == {"read": 7, "written": 4, "rejected": 3}
+    assert res.manifest["rejects_by_reason"] == {"no_objects": 1, "missing_image": 1, "volume_mask": 1}
+    assert set(s) == {F0, F2, TOUCH, SLICE}  # t003 has no mask: never a sample
+
+
+def test_boxes_from_seg_not_tra(built):
+    _, s, _ = built
+    assert [o["bbox"] for o in s[F0]["json"]["objects"]] == [[5.0, 5.0, 25.0, 20.0], [50.0, 30.0, 75.0, 60.0]]
+    assert [o["bbox"] for o in s[F2]["json"]["objects"]] == [[8.0, 40.0, 30.0, 64.0]]  # ends on the bottom edge
+    # touching cells (shared column x=40) stay two boxes
+    assert [o["bbox"] for o in s[TOUCH]["json"]["objects"]] == [[20.0, 10.0, 40.0, 30.0], [40.0, 10.0, 60.0, 30.0]]
+    rec = s[SLICE]["json"]
+    assert [o["bbox"] for o in rec["objects"]] == [[30.0, 20.0, 50.0, 44.0]]
+    assert rec["meta"] == {"dataset": "Fluo-N3DH-SIM+", "sequence": "01", "frame": 0, "slice": 3, "truth": "gold",
+                           "boxes": 1}
+    assert "fluorescence microscopy frame" in rec["messages"][0]["content"][1]["text"]
+
+
+def test_16bit_frames_normalised(built):
+    _, s, _ = built
+    im = s[F0]["json"]["images"][0]
+    assert im["derivation"]["format"] == "tiff" and im["derivation"]["rescale"]["method"] == "percentile"
+    assert (im["width"], im["height"]) == (80, 64)
+
+
+def test_holdout_sequence_split(tmp_path):
+    build_fixture("ctc", tmp_path, recipe_options={"holdout": "02"})
+    s = by_id(read_samples(tmp_path / "out" / "ctc"))
+    assert {k: v["json"]["split"] for k, v in s.items()} == {F0: "train", F2: "train", TOUCH: "val", SLICE: "train"}
+
+
+def test_cap(tmp_path):
+    res = build_fixture("ctc", tmp_path, recipe_options={"max_boxes": "1"})
+    assert res.manifest["rejects_by_reason"]["too_many_boxes"] == 2
+
+
+def test_show_boxes_on_objects(built):
+    _, s, tmp = built
+    for sid in (F0, F2, TOUCH, SLICE):
+        assert_boxes_on_objects(s[sid]["json"], s[sid])
+    assert_show_grid(tmp / "out" / "ctc", tmp / "grid.png")
