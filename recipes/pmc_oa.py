@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.recipes.pmc_vqa import pmcid
+
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.sources import clean, iter_csv, iter_jsonl, vqa_messages
 
 INFO = SourceInfo(
