@@ -19,7 +19,7 @@ test: venv
 	$(PY) -m pytest -m "not stress" tests
 
 demo: venv
-	$(PY) -m medmo_data.demo
+	$(PY) scripts/demo.py
 
 bench: venv
 	$(PY) -m bench

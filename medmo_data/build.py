@@ -196,7 +196,21 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
         man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
                                                 recipe_rejects, counters["read"])
         path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+        _remove_stale(out_dir, stats)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
+
+
+def _remove_stale(out_dir: Path, stats: list[dict[str, Any]]) -> None:
+    """Drop shards, indexes and stats of earlier builds with other options (and temp files of killed
+    runs), so the folder holds exactly what the manifest lists."""
+    keep = {"manifest.json", "rejects.jsonl", ".build.lock"}
+    for s in stats:
+        keep.update(t["path"] for t in s["tars"])
+        keep.update((s["index"]["path"], f"{s['name']}.stats.json"))
+    for p in out_dir.iterdir():
+        if p.is_file() and p.name not in keep and (
+                p.name.endswith((".tar", ".index.parquet", ".stats.json")) or ".tmp-" in p.name):
+            p.unlink()
 
 
 def _run_parallel(chunks: Iterator[Chunk], info: SourceInfo, out_dir: Path, opts: BuildOptions,

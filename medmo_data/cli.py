@@ -127,6 +127,8 @@ def build(
                 fail(f"--engine {engine!r}: must be local or ray")
     except SourceError as exc:
         fail(str(exc))
+    except OSError as exc:  # disk full, permission denied: the run failed; nothing partial is visible
+        fail(f"{exc.filename or output}: {exc.strerror or exc} (finished shards are kept; rerun to resume)", 1)
     m = result.manifest
     t = Table(title=f"{recipe} -> {result.path.parent}")
     for col in ("read", "written", "rejected", "shards", "reused", "seconds", "samples/s"):
