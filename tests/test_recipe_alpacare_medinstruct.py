@@ -1,9 +1,8 @@
 import pytest
 from medmo_data.recipes import alpacare_medinstruct as recipe
 
-from medmo_data.build import BuildOptions, build
-from medmo_data.recipe import SourceError, get_recipe
-from tests.fixtures._text import rejects
+from medmo_data.recipe import SourceError
+from tests.fixtures._text import build_hub_copy, rejects
 from tests.fixtures.alpacare_medinstruct import LONG_OUTPUT, ROWS, make_hub
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
@@ -34,10 +33,8 @@ def test_alpacare_noinput_placeholder_is_dropped(tmp_path):
 
 
 def test_alpacare_hub_parquet(tmp_path):
-    make_hub(tmp_path / "hub")
-    res = build(get_recipe("alpacare_medinstruct"), tmp_path / "hub", BuildOptions(output=tmp_path / "o"))
-    assert res.manifest["counts"] == {"read": 6, "written": 5, "rejected": 1}
-    s = by_id(read_samples(tmp_path / "o" / "alpacare_medinstruct"))
+    counts, s = build_hub_copy("alpacare_medinstruct", make_hub, tmp_path)
+    assert counts == {"read": 6, "written": 5, "rejected": 1}
     assert texts(s["000000"]["json"], "user") == ROWS[0]["instruction"]
 
 

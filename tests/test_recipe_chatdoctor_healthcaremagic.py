@@ -3,10 +3,9 @@ import json
 import pytest
 from medmo_data.recipes import chatdoctor_healthcaremagic as recipe
 
-from medmo_data.build import BuildOptions, build
-from medmo_data.recipe import SourceError, get_recipe
+from medmo_data.recipe import SourceError
 from tests.fixtures import REAL
-from tests.fixtures._text import rejects
+from tests.fixtures._text import build_hub_copy, rejects
 from tests.fixtures.chatdoctor_healthcaremagic import INSTRUCTION, LONG_INPUT, make_hub
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
@@ -41,10 +40,8 @@ def test_healthcaremagic_json_release(tmp_path):
 
 
 def test_healthcaremagic_hub_parquet_gives_same_samples(tmp_path):
-    make_hub(tmp_path / "hub")
-    res = build(get_recipe("chatdoctor_healthcaremagic"), tmp_path / "hub", BuildOptions(output=tmp_path / "o"))
-    assert res.manifest["counts"] == {"read": 8, "written": 6, "rejected": 2}
-    hub = by_id(read_samples(tmp_path / "o" / "chatdoctor_healthcaremagic"))
+    counts, hub = build_hub_copy("chatdoctor_healthcaremagic", make_hub, tmp_path)
+    assert counts == {"read": 8, "written": 6, "rejected": 2}
     assert hub["000000"]["json"]["messages"][1]["content"][0]["text"] == REAL_ROWS[0]["output"]
     assert hub["000001"]["json"]["meta"]["file"] == "train-00000-of-00001.parquet"
     # The hub copy stores the same row as valid UTF-8 text (index 7: the non-object is absent there).

@@ -1,6 +1,4 @@
-from medmo_data.build import BuildOptions, build
-from medmo_data.recipe import get_recipe
-from tests.fixtures._text import rejects
+from tests.fixtures._text import build_hub_copy, rejects
 from tests.fixtures.chatdoctor_icliniq import ROWS, make_hub
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
@@ -24,8 +22,6 @@ def test_icliniq_uses_the_doctor_answer_only(tmp_path):
 
 
 def test_icliniq_hub_parquet(tmp_path):
-    make_hub(tmp_path / "hub")
-    res = build(get_recipe("chatdoctor_icliniq"), tmp_path / "hub", BuildOptions(output=tmp_path / "o"))
-    assert res.manifest["counts"] == {"read": 3, "written": 2, "rejected": 1}
-    s = by_id(read_samples(tmp_path / "o" / "chatdoctor_icliniq"))
+    counts, s = build_hub_copy("chatdoctor_icliniq", make_hub, tmp_path)
+    assert counts == {"read": 3, "written": 2, "rejected": 1}
     assert texts(s["000001"]["json"], "assistant") == ROWS[1]["answer_icliniq"]
