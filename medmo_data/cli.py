@@ -181,6 +181,69 @@ def show(
     out.print(f"wrote {out_path} ({k} samples)")
 
 
+
+@app.command("mix")
+def mix_cmd(
+    stage: Annotated[int | None, typer.Option(min=1, max=4, help="Stage 1-4: uses manifests/stageN.yaml.")] = None,
+    spec: Annotated[Path | None, typer.Option(help="A stage spec YAML (a copied and edited stageN.yaml).")] = None,
+    data: Annotated[Path, typer.Option(help="Folder of built sources (OUT of `build`).")] = Path("data"),
+    out_path: Annotated[Path | None, typer.Option("--out", help="Stage manifest to write.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed recorded for the trainer.")] = 42,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Mix without unbuilt sources.")] = False,
+    split: Annotated[list[str], typer.Option("--split", help="Splits to mix (default: train).")] = [],  # noqa: B006
+    benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark test file NAME=PATH.")] = [],  # noqa: B006
+    exclude_access: Annotated[list[str], typer.Option("--exclude-access", help="open|registered|credentialed")] = [],  # noqa: B006
+    exclude_licence: Annotated[list[str], typer.Option("--exclude-licence", "--exclude-license",
+                                                       help="non-commercial|no-derivatives|share-alike|"
+                                                            "no-redistribution|unknown")] = [],  # noqa: B006
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer/processor folder for exact prompt tokens.")] = None,
+    no_decontam: Annotated[bool, typer.Option("--no-decontam", help="Skip decontamination.")] = False,
+    no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Skip dedup.")] = False,
+) -> None:
+    """Resolve a stage spec against built sources: decontaminate, dedup, filter; write the stage manifest."""
+    from .mix import MixError, MixOptions, find_spec
+    from .mix import mix as run_mix
+
+    if (stage is None) == (spec is None):
+        fail("pass exactly one of --stage N or --spec FILE")
+    try:
+        spec_path = spec or find_spec(int(stage))  # type: ignore[arg-type]
+        opts = MixOptions(data=data, out=out_path, seed=seed, allow_missing=allow_missing, splits=split or None,
+                          benchmarks={k: Path(v) for k, v in _parse_options(benchmark).items()},
+                          exclude_access=exclude_access, exclude_licence=exclude_licence, tokenizer=tokenizer,
+                          decontaminate=not no_decontam, deduplicate=not no_dedup)
+        man, path = run_mix(spec_path, opts)
+    except MixError as exc:
+        fail(str(exc))
+    f = man["filters"]
+    t = Table(title=f"stage {man['stage']} ({man['kind']}) -> {path}")
+    for col in ("source", "samples", "weight", "excluded"):
+        t.add_column(col, justify="right" if col != "source" else "left")
+    for s in man["sources"]:
+        t.add_row(s["name"], f"{s['samples']:,}", f"{s['weight']:.4f}", str(f["by_source"].get(s["name"], 0)))
+    out.print(t)
+    out.print("excluded: " + (", ".join(f"{k}={v}" for k, v in f["by_reason"].items()) or "none")
+              + f"; {man['samples']:,} samples in {man['_seconds']:.1f}s")
+    for m in f["missing_sources"]:
+        console.print(f"[yellow]missing[/yellow] {m['name']}: {m['reason']} -> {m['build']}", highlight=False)
+
+
+@app.command()
+def stats(
+    manifest: Annotated[Path, typer.Argument(help="A stage manifest (manifests/stageN.json).")],
+    out_path: Annotated[Path, typer.Option("--out", help="HTML report to write (PNGs go beside it).")] = Path(
+        "report.html"),
+) -> None:
+    """An HTML report (and PNG plots) of a stage mixture: composition, sizes, tokens, boxes, filters."""
+    from .stage import StageManifestError
+    from .stats_report import report
+
+    try:
+        files = report(manifest, out_path)
+    except (StageManifestError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out.print(f"wrote {files[0]} and {len(files) - 1} PNG plots")
+
 def main() -> None:
     try:
         app()

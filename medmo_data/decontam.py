@@ -1,0 +1,339 @@
+"""Decontamination: drop training samples that overlap the benchmarks MedMO is evaluated on.
+
+Test items come from (a) the test splits (and, for MedQA/MedMCQA, the validation splits the harnesses
+score) of every source built under the data folder, and (b) benchmark files the user names with
+`--benchmark NAME=PATH` (formats in docs/mixing.md). Nothing here reads a shard: training rows come from
+the per-shard indexes, test items from indexes or small benchmark files.
+
+Rules (thresholds from the stage spec's `decontam:` block):
+- text item (no image): excluded when the training prompt contains the item's normalised text
+  (`text_exact`, prompt hashes equal) or at least `containment` of the item's word `ngram`-grams
+  (`text_ngram`). Grams found in more than `max_gram_items` test items are boilerplate and ignored.
+- image item: excluded when a training image equals an item image (`image_exact`: pixel sha256) or is
+  within `image_dhash_distance` bits of it (`image_near`: 64-bit dHash, banded so no pair scan), or
+  shares the item's PubMed Central article (`pmcid`, the PMC-OA vs PMC-VQA trap). Rows of the benchmark's
+  own source share images with the test split by design of its official split (VQA-RAD asks train and
+  test questions about the same images), so there an image hit also needs a text hit. Text alone never
+  excludes for an image item: benchmark VQA questions are templated ("What modality is shown?").
+- source traps (sources.md section 6.2) in TRAPS: whole sources that are test sets, and sub-sources
+  named in a row's meta (MedReason's dataset_name, PubMedQA's PQA-L).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .fingerprint import dhash64, pixel_sha256, text_sha1
+
+# Benchmark -> the recipe that builds it and the splits that hold its scored items (sources.md 6.1).
+BENCHMARKS: dict[str, dict[str, Any]] = {
+    "VQA-RAD": {"source": "vqa_rad", "splits": ["test"]},
+    "SLAKE": {"source": "slake", "splits": ["test"]},
+    "PathVQA": {"source": "path_vqa", "splits": ["test"]},
+    "PMC-VQA": {"source": "pmc_vqa", "splits": ["test"]},
+    "OmniMedVQA": {"source": None, "splits": []},
+    "MMMU-Med": {"source": None, "splits": []},
+    "MedXpertQA": {"source": None, "splits": []},
+    "MMLU-Med": {"source": None, "splits": []},
+    "PubMedQA": {"source": "pubmedqa", "splits": ["test"]},
+    "MedMCQA": {"source": "medmcqa", "splits": ["val", "test"]},  # MedEvalKit scores validation
+    "MedQA": {"source": "medqa", "splits": ["test", "val"]},  # lm-eval scores dev as validation
+    "Medbullets": {"source": None, "splits": []},
+    "SuperGPQA": {"source": None, "splits": []},
+    "MedSG-Bench": {"source": "medsg", "splits": ["test"]},
+    "IU-Xray": {"source": "iu_xray", "splits": ["test"]},
+    "MIMIC-CXR": {"source": "mimic_cxr", "splits": ["test"]},
+    "CheXpert-Plus": {"source": "chexpert_plus", "splits": ["test"]},
+    "MIMIC-CXR-VQA": {"source": "mimic_cxr_vqa", "splits": ["test"]},
+}
+BY_SOURCE = {v["source"]: k for k, v in BENCHMARKS.items() if v["source"]}
+
+# Known traps (sources.md 6.2). `sources`: regex on the source name -> whole source out.
+# `meta`: a row is out when one of `keys` in its meta has a listed value (value -> benchmark).
+TRAPS: list[dict[str, Any]] = [
+    {"sources": r"mmmlu|(^|_)mmlu", "benchmark": "MMLU-Med",
+     "why": "medical_meadow_mmmlu and mmmlu-<subject> are MMLU test questions"},
+    {"sources": r"usmle_self_assessment", "benchmark": "USMLE-self-assessment",
+     "why": "medAlpaca's own evaluation set"},
+    {"sources": r"^medreason$", "keys": ["dataset_name", "source_dataset"],
+     "values": {"mmlu": "MMLU-Med", "pubmedqa_labeled": "PubMedQA", "medxpertqa": "MedXpertQA",
+                "lasthumanity": "HLE"},
+     "why": "MedReason built these sub-sets from benchmark test splits (configs/dataset_configs.yml)"},
+    {"sources": r".*", "keys": ["subset", "config", "pubmedqa_subset"],
+     "values": {"pqa_labeled": "PubMedQA", "pqa-l": "PubMedQA", "pqal": "PubMedQA", "pqa_l": "PubMedQA"},
+     "why": "all 1,000 PQA-L items are evaluation material (lm-eval scores all of them)"},
+    {"sources": r"^alpacare", "keys": ["subset", "file"], "values": {"medinstruct-test": "MedInstruct-test",
+                                                                     "medinstruct-test.jsonl": "MedInstruct-test"},
+     "why": "AlpaCare's clinician-written evaluation set"},
+]
+PMCID = re.compile(r"PMC\d{4,}", re.IGNORECASE)
+_P = np.uint64(0x100000001B3)  # FNV prime: rolling n-gram hash, wraps mod 2**64
+
+
+@dataclass
+class DecontamOptions:
+    ngram: int = 8
+    containment: float = 0.5
+    image_dhash_distance: int = 4
+    max_gram_items: int = 50
+
+
+def benchmark_name(name: str) -> str:
+    """A user's benchmark name in the table's spelling (case and punctuation ignored)."""
+    k = re.sub(r"[^a-z0-9]", "", name.lower())
+    for b in BENCHMARKS:
+        if re.sub(r"[^a-z0-9]", "", b.lower()) == k:
+            return b
+    return name
+
+
+def words(texts: pl.Series) -> pl.Series:
+    """NFKC, lower case, runs of word characters: the polars twin of fingerprint.normalize_text."""
+    return texts.fill_null("").str.normalize("NFKC").str.to_lowercase().str.extract_all(r"\w+")
+
+
+def grams(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(text index, 64-bit hash) for every word n-gram of every text; texts shorter than n give none."""
+    w = pl.DataFrame({"r": np.arange(len(texts), dtype=np.int64), "w": words(texts)}).explode("w")
+    w = w.drop_nulls("w")
+    r = w["r"].to_numpy()
+    h = w["w"].hash(seed=7).to_numpy().astype(np.uint64)
+    m = len(h) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    g = np.zeros(m, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            g = g * _P + h[k:k + m]
+    ok = r[:m] == r[n - 1:n - 1 + m]
+    return r[:m][ok], g[ok]
+
+
+def sha64(col: pl.Expr) -> pl.Expr:
+    """First 64 bits of a hex sha256 as UInt64 (collision odds ~1e-5 at 26M images)."""
+    return col.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+
+
+def bands(d: int) -> list[tuple[int, int]]:
+    """(shift, width) of d+1 bands over 64 bits: two hashes within d bits agree on one band."""
+    k = d + 1
+    edges = [round(i * 64 / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1] - edges[i]) for i in range(k)]
+
+
+def band_values(h: np.ndarray, shift: int, width: int) -> np.ndarray:
+    return ((h.astype(np.uint64) >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
+
+
+def informative(h: np.ndarray) -> np.ndarray:
+    """dHashes of near-flat images (fewer than 4 or more than 60 set bits) say nothing about identity."""
+    c = np.bitwise_count(h.astype(np.uint64))
+    return (c >= 4) & (c <= 60)
+
+
+# ---- test items -------------------------------------------------------------------------------------
+
+ITEM_COLS = {"benchmark": pl.String, "own": pl.String, "item_id": pl.String, "prompt": pl.String,
+             "prompt_sha1": pl.String, "shas": pl.List(pl.String), "dhashes": pl.List(pl.Int64),
+             "pmcids": pl.List(pl.String)}
+
+
+def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Test items from one built source's index rows."""
+    bench = BY_SOURCE.get(source, f"{source}:test")
+    return df.select(
+        pl.lit(bench).alias("benchmark"), pl.lit(source).alias("own"), pl.col("id").alias("item_id"),
+        pl.col("prompt"), pl.col("prompt_norm_sha1").alias("prompt_sha1"), pl.col("image_sha256").alias("shas"),
+        pl.col("image_dhash").alias("dhashes"), pl.col("id").str.extract_all(PMCID.pattern).alias("pmcids"),
+    ).cast(ITEM_COLS)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    suf = path.suffix.lower()
+    if suf == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suf == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data = data.get("data", data) if isinstance(data, dict) else data
+        return list(data.values()) if isinstance(data, dict) else list(data)
+    if suf in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))
+    if suf == ".parquet":
+        return pl.read_parquet(path).to_dicts()
+    raise ValueError(f"{path}: benchmark files are .jsonl, .json, .csv, .tsv or .parquet")
+
+
+Q_KEYS = ("question", "Question", "QUESTION", "problem", "input", "prompt", "text", "query", "sent1")
+ID_KEYS = ("id", "qid", "item_id", "question_id", "uid", "index")
+IMG_KEYS = ("image", "image_path", "img_name", "Figure_path", "figure", "img", "image_name")
+
+
+def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if row.get(k) not in (None, ""):
+            return row[k]
+    return None
+
+
+def _image_print(path: Path) -> tuple[str, int] | None:
+    from .decode import decode
+    from .recipe import ImageSource
+
+    try:
+        img = decode(ImageSource(path=str(path))).image()
+    except Exception:  # noqa: BLE001 - a missing or broken benchmark image just gives no image key
+        return None
+    return pixel_sha256(np.asarray(img)), dhash64(img)
+
+
+def items_from_file(name: str, path: Path) -> pl.DataFrame:
+    """Test items of one benchmark file (docs/mixing.md): question, optional id, image, hashes, PMCID."""
+    bench = benchmark_name(name)
+    own = BENCHMARKS.get(bench, {}).get("source")
+    rows = []
+    for i, r in enumerate(_rows(path)):
+        if isinstance(r.get("data"), dict):  # openlifescienceai layout: {"id", "data": {"Question", ...}}
+            r = {**r["data"], "id": r.get("id")}
+        q = _first(r, Q_KEYS)
+        q = q if isinstance(q, str) else ("" if q is None else str(q))
+        rid = str(_first(r, ID_KEYS) if _first(r, ID_KEYS) is not None else i)
+        shas = [r["image_sha256"]] if r.get("image_sha256") else []
+        dh = [int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else []
+        img = _first(r, IMG_KEYS)
+        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x))
+        if isinstance(img, str) and not shas:
+            fp = _image_print(path.parent / img)
+            if fp:
+                shas, dh = [fp[0]], [fp[1]]
+        rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
+                     "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
+                     "pmcids": [p.upper() for p in pmc]})
+    return pl.DataFrame(rows, schema=ITEM_COLS)
+
+
+class TestSet:
+    """Test items with the lookup tables the matcher joins training chunks against."""
+
+    def __init__(self, items: pl.DataFrame, opts: DecontamOptions) -> None:
+        self.opts = opts
+        items = items.unique(["benchmark", "item_id", "prompt_sha1"], maintain_order=True)
+        self.items = items.with_row_index("item").with_columns(
+            is_image=(pl.col("shas").list.len() > 0) | (pl.col("dhashes").list.len() > 0)
+                     | (pl.col("pmcids").list.len() > 0))
+        it = self.items
+        self.meta = it.select("item", "benchmark", "own", "item_id", "is_image")
+        self.exact_text = it.filter(pl.col("prompt_sha1") != "").select("prompt_sha1", "item")
+        r, g = grams(it["prompt"], opts.ngram)
+        gi = pl.DataFrame({"item": r.astype(np.uint32), "gram": g}).unique()
+        per = gi.group_by("gram").len()
+        stop = per.filter(pl.col("len") > opts.max_gram_items)["gram"]
+        self.stop_grams = len(stop)
+        self.grams = gi.filter(~pl.col("gram").is_in(stop.implode()))
+        self.den = self.grams.group_by("item").len("den")
+        self.gram_keys = np.sort(self.grams["gram"].unique().to_numpy())
+        ex = it.select("item", "shas").explode("shas").drop_nulls()
+        self.img_exact = ex.select(sha64(pl.col("shas")).alias("sha"), "item")
+        dh = it.select("item", "dhashes").explode("dhashes").drop_nulls()
+        dh = dh.filter(pl.Series(informative(dh["dhashes"].to_numpy())))
+        self.bands = []
+        for shift, width in bands(opts.image_dhash_distance):
+            bv = band_values(dh["dhashes"].to_numpy(), shift, width)
+            self.bands.append((shift, width, dh.with_columns(pl.Series("b", bv))))
+        self.pmc = it.select("item", "pmcids").explode("pmcids").drop_nulls().rename({"pmcids": "pmcid"})
+
+    def __len__(self) -> int:
+        return self.items.height
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(self.items.group_by("benchmark").len().iter_rows()))
+
+    def match(self, chunk: pl.DataFrame) -> pl.DataFrame:
+        """Hits of one chunk of training rows: (row, item, rule, score). `chunk` needs row, prompt,
+        prompt_norm_sha1, image_sha256, image_dhash, id."""
+        o = self.opts
+        hits: list[pl.DataFrame] = []
+        cols = ["row", "item", "rule", "score"]
+        t = chunk.select("row", pl.col("prompt_norm_sha1").alias("prompt_sha1")).join(self.exact_text, on="prompt_sha1")
+        hits.append(t.select("row", "item", pl.lit("text_exact").alias("rule"), pl.lit(1.0).alias("score")))
+        if len(self.gram_keys):
+            u = chunk.select("row", "prompt").with_columns(p=pl.col("prompt").hash(seed=3))
+            first = u.unique("p", keep="first", maintain_order=True)
+            r, g = grams(first["prompt"], o.ngram)
+            pos = np.searchsorted(self.gram_keys, g).clip(0, len(self.gram_keys) - 1)
+            keep = self.gram_keys[pos] == g
+            if keep.any():
+                tg = pl.DataFrame({"u": r[keep], "gram": g[keep]}).unique()
+                c = tg.join(self.grams, on="gram").group_by("u", "item").len("n").join(self.den, on="item")
+                c = c.with_columns(score=pl.col("n") / pl.col("den")).filter(pl.col("score") >= o.containment)
+                c = c.join(first.with_row_index("u").select(pl.col("u").cast(pl.Int64), "p"), on="u")
+                c = u.select("row", "p").join(c, on="p")
+                hits.append(c.select("row", "item", pl.lit("text_ngram").alias("rule"), pl.col("score").cast(pl.Float64)))
+        im = chunk.select("row", "image_sha256").explode("image_sha256").drop_nulls()
+        im = im.select("row", sha64(pl.col("image_sha256")).alias("sha")).join(self.img_exact, on="sha")
+        hits.append(im.select("row", "item", pl.lit("image_exact").alias("rule"), pl.lit(1.0).alias("score")))
+        dh = chunk.select("row", "image_dhash").explode("image_dhash").drop_nulls()
+        if dh.height and any(b.height for _, _, b in self.bands):
+            h = dh["image_dhash"].to_numpy()
+            dh = dh.filter(pl.Series(informative(h)))
+            h = dh["image_dhash"].to_numpy()
+            near = []
+            for shift, width, tb in self.bands:
+                q = dh.with_columns(pl.Series("b", band_values(h, shift, width))).join(tb, on="b")
+                if q.height:
+                    x = q["image_dhash"].to_numpy().astype(np.uint64) ^ q["dhashes"].to_numpy().astype(np.uint64)
+                    dist = np.bitwise_count(x)
+                    near.append(q.with_columns(pl.Series("dist", dist.astype(np.int64)))
+                                .filter(pl.col("dist") <= o.image_dhash_distance))
+            if near:
+                n = pl.concat(near).group_by("row", "item").agg(pl.col("dist").min())
+                hits.append(n.select("row", "item", pl.lit("image_near").alias("rule"),
+                                     (1.0 - pl.col("dist") / 64.0).alias("score")))
+        if self.pmc.height:
+            pm = chunk.select("row", pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern.upper())
+                              .alias("pmcid")).explode("pmcid").drop_nulls().join(self.pmc, on="pmcid")
+            hits.append(pm.select("row", "item", pl.lit("pmcid").alias("rule"), pl.lit(1.0).alias("score")))
+        hits = [h.select(cols).cast({"row": pl.Int64, "item": pl.UInt32, "score": pl.Float64}) for h in hits]
+        return pl.concat(hits)
+
+    def decide(self, hits: pl.DataFrame, src: pl.DataFrame) -> pl.DataFrame:
+        """Excluding hits, one per (row, benchmark): `src` maps row -> source name."""
+        h = hits.join(self.meta, on="item").join(src, on="row")
+        text = h.filter(pl.col("rule").str.starts_with("text")).select("row", "item").unique()
+        text = text.with_columns(has_text=pl.lit(True))
+        h = h.join(text, on=["row", "item"], how="left").with_columns(pl.col("has_text").fill_null(False))
+        is_text_rule = pl.col("rule").str.starts_with("text")
+        same = pl.col("own").is_not_null() & (pl.col("own") == pl.col("source"))
+        ok = (~pl.col("is_image") & is_text_rule) | (pl.col("is_image") & ~is_text_rule & (~same | pl.col("has_text")))
+        h = h.filter(ok).sort("row", "benchmark", "score", "item_id", "rule", descending=[False, False, True, False, False])
+        return h.unique(["row", "benchmark"], keep="first", maintain_order=True).select(
+            "row", "benchmark", "rule", "item_id", "score")
+
+
+def trap_hits(chunk: pl.DataFrame, source: str) -> pl.DataFrame:
+    """(row, benchmark, rule) for rows caught by TRAPS; `chunk` needs row and meta (JSON text)."""
+    out = []
+    for t in TRAPS:
+        if not re.search(t["sources"], source):
+            continue
+        if "keys" not in t:
+            out.append(chunk.select("row", pl.lit(t["benchmark"]).alias("benchmark")))
+            continue
+        meta = chunk["meta"].fill_null("{}")
+        for k in t["keys"]:
+            v = meta.str.json_path_match(f"$.{k}").str.to_lowercase().str.strip_chars()
+            m = chunk.select("row").with_columns(v=v).filter(pl.col("v").is_in(list(t["values"])))
+            if m.height:
+                out.append(m.select("row", pl.col("v").replace_strict(t["values"]).alias("benchmark")))
+    if not out:
+        return pl.DataFrame(schema={"row": pl.Int64, "benchmark": pl.String, "rule": pl.String})
+    df = pl.concat([o.cast({"row": pl.Int64}) for o in out]).unique("row", keep="first", maintain_order=True)
+    return df.with_columns(rule=pl.lit("trap"))

@@ -1,0 +1,375 @@
+"""`medmo-data mix`: a stage spec (manifests/stageN.yaml) + built sources -> manifests/stageN.json.
+
+One streaming pass over the per-shard indexes (never the tars, never image bytes): per index file it
+applies the contamination traps, decontamination against every benchmark's test items, and the
+prompt token budget; then one global dedup over compact hash columns; then a second, narrow read
+(key and id only) of the files that hold dedup drops. Output: the stage manifest (schema
+medmo-stage/v1, medmo_data/stage.py) and `<manifest stem>.excluded.jsonl`, one line per excluded key.
+No timestamps, sorted keys: the same inputs, options and seed give the same bytes. docs/mixing.md
+describes the spec, the weights, the benchmark file formats and every rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from .budget import TextCounter, image_tokens
+from .decontam import (
+    BENCHMARKS,
+    BY_SOURCE,
+    DecontamOptions,
+    TestSet,
+    items_from_file,
+    items_from_index,
+    trap_hits,
+)
+from .dedup import dedup, dedup_frame
+from .stage import KINDS, STAGE_SCHEMA
+
+SPEC_KEYS = ("stage", "kind", "sources", "training")
+ACCESS = ("open", "registered", "credentialed")
+LICENCE_CLASSES = ("non-commercial", "no-derivatives", "share-alike", "no-redistribution", "unknown")
+# What a spec weight means. The manifest always carries `probability` weights (what medmo-train draws
+# by); an `epochs` spec is converted: p_i = w_i * n_i / sum_j w_j * n_j, with `epochs` and `draws` kept.
+WEIGHT_MEANINGS = {
+    "epochs": "epochs over the source: weight 1.0 = every sample once per stage epoch (MedMO concatenated "
+              "its sources), 2.0 = twice, 0.5 = half",
+    "probability": "share of drawn samples taken from the source: each draw picks a source with probability "
+                   "weight / sum(weights)",
+}
+COLS = ["key", "shard", "id", "split", "task", "n_images", "widths", "heights", "image_sha256", "image_dhash",
+        "prompt", "prompt_norm_sha1", "answer_norm_sha1", "prompt_chars"]
+OPTIONAL = {"system": pl.String, "meta": pl.String}
+
+
+class MixError(ValueError):
+    """Bad spec, missing sources or bad options: the CLI exits 2 with this message."""
+
+
+@dataclass
+class MixOptions:
+    data: Path = Path("data")
+    out: Path | None = None
+    seed: int = 42
+    allow_missing: bool = False
+    splits: list[str] | None = None
+    benchmarks: dict[str, Path] = field(default_factory=dict)
+    exclude_access: list[str] = field(default_factory=list)
+    exclude_licence: list[str] = field(default_factory=list)
+    tokenizer: str | None = None
+    decontaminate: bool = True
+    deduplicate: bool = True
+
+
+def find_spec(stage: int) -> Path:
+    """manifests/stageN.yaml under the working directory, else the repository's copy."""
+    for base in (Path("manifests"), Path(__file__).resolve().parent.parent / "manifests"):
+        if (base / f"stage{stage}.yaml").exists():
+            return base / f"stage{stage}.yaml"
+    raise MixError(f"manifests/stage{stage}.yaml: no such spec (pass --spec FILE)")
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise MixError(f"{path}: spec not found") from exc
+    except yaml.YAMLError as exc:
+        raise MixError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(spec, dict):
+        raise MixError(f"{path}: a spec is a mapping")
+    for k in SPEC_KEYS:
+        if k not in spec:
+            raise MixError(f"{path}: missing field {k}")
+    if spec["kind"] not in KINDS:
+        raise MixError(f"{path}: field kind must be one of {KINDS}, got {spec['kind']!r}")
+    if spec.get("weight_meaning", "epochs") not in WEIGHT_MEANINGS:
+        raise MixError(f"{path}: field weight_meaning must be one of {tuple(WEIGHT_MEANINGS)}")
+    for i, s in enumerate(spec["sources"]):
+        if not isinstance(s, dict) or "name" not in s:
+            raise MixError(f"{path}: field sources[{i}].name missing")
+        w = s.get("weight", 1.0)
+        if not isinstance(w, (int, float)) or w <= 0:
+            raise MixError(f"{path}: field sources[{i}].weight must be a positive number, got {w!r}")
+    return spec
+
+
+def licence_classes(lic: str, access: str) -> set[str]:
+    """The licence classes `--exclude-licence` filters on, from a source's licence text and access."""
+    low = (lic or "").lower()
+    c = set()
+    if re.search(r"(\b|-)nc(\b|-)|non-?commercial|research[- ]only|research use|\brua\b", low):
+        c.add("non-commercial")
+    if re.search(r"(\b|-)nd(\b|-)|no-?deriv", low):
+        c.add("no-derivatives")
+    if re.search(r"(\b|-)sa(\b|-)", low):
+        c.add("share-alike")
+    if re.search(r"no[- ]redistribution|\brua\b|\bdua\b|physionet", low) or access == "credentialed":
+        c.add("no-redistribution")
+    if not low.strip() or re.search(r"unverified|unknown|not stated", low):
+        c.add("unknown")
+    return c
+
+
+def _rel(p: Path, base: Path) -> str:
+    return os.path.relpath(p.resolve(), base.resolve()).replace(os.sep, "/")
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _read_index(path: Path, cols: list[str]) -> pl.DataFrame:
+    have = set(pq.read_schema(path).names)
+    df = pl.read_parquet(path, columns=[c for c in cols if c in have])
+    return df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in OPTIONAL.items() if c in cols and c not in have])
+
+
+def _resolve(spec: dict[str, Any], opts: MixOptions, splits: list[str]) -> tuple[list[dict], list[dict]]:
+    from .recipe import all_recipes
+
+    known = set(all_recipes())
+    ready, missing = [], []
+    for s in spec["sources"]:
+        name = s["name"]
+        mpath = opts.data / name / "manifest.json"
+        if not mpath.exists():
+            why = "not built" if name in known else "no recipe with this name (see `medmo-data list`)"
+            missing.append({"name": name, "reason": why,
+                            "build": f"medmo-data build --recipe {name} --input RAW_DIR --output {opts.data}"})
+            continue
+        man = json.loads(mpath.read_text(encoding="utf-8"))
+        shards = [sh for sh in man["shards"] if sh["split"] in splits]
+        if not shards:
+            missing.append({"name": name, "reason": f"built, but {mpath} has no {'/'.join(splits)} shards",
+                            "build": f"medmo-data build --recipe {name} --input RAW_DIR --output {opts.data}"})
+            continue
+        ready.append({"name": name, "weight": float(s.get("weight", 1.0)), "manifest": mpath, "man": man,
+                      "shards": shards})
+    return ready, missing
+
+
+def _test_items(opts: MixOptions) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    frames, files = [], []
+    cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_sha256", "image_dhash"]
+    for d in sorted(p for p in opts.data.iterdir() if (p / "manifest.json").exists()) if opts.data.is_dir() else []:
+        man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+        name = man.get("source", d.name)
+        splits = BENCHMARKS[BY_SOURCE[name]]["splits"] if name in BY_SOURCE else ["test"]
+        for idx in sorted({sh["index"] for sh in man["shards"] if sh["split"] in splits}):
+            df = _read_index(d / idx, cols).filter(pl.col("split").is_in(splits))
+            if df.height:
+                frames.append(items_from_index(df, name))
+    for name, path in sorted(opts.benchmarks.items()):
+        if not path.exists():
+            raise MixError(f"{path}: benchmark file for {name} not found")
+        try:
+            frames.append(items_from_file(name, path))
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise MixError(f"{path}: cannot read benchmark {name}: {exc}") from exc
+        files.append({"name": name, "path": str(path), "sha256": _sha256(path), "items": frames[-1].height})
+    return (pl.concat(frames) if frames else pl.DataFrame()), files
+
+
+def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
+    """Resolve, filter, decontaminate, dedup; write the stage manifest and its exclusions file."""
+    t0 = time.perf_counter()
+    spec = load_spec(spec_path)
+    stage = int(spec["stage"])
+    splits = opts.splits or list(spec.get("splits", ["train"]))
+    out = opts.out or Path("manifests") / f"stage{stage}.json"
+    bad = [a for a in opts.exclude_access if a not in ACCESS]
+    bad += [c for c in opts.exclude_licence if c not in LICENCE_CLASSES]
+    if bad:
+        raise MixError(f"unknown filter value(s) {bad}: access is one of {ACCESS}, licence one of {LICENCE_CLASSES}")
+    ready, missing = _resolve(spec, opts, splits)
+    if missing and not opts.allow_missing:
+        lines = [f"  {m['name']}: {m['reason']} -> {m['build']}" for m in missing]
+        raise MixError(f"stage {stage}: {len(missing)} of {len(spec['sources'])} sources are not ready under "
+                       f"{opts.data}/:\n" + "\n".join(lines) + "\nre-run with --allow-missing to mix without them")
+    dropped_sources = []
+    kept = []
+    for s in ready:
+        lic, acc = s["man"].get("license", ""), s["man"].get("access", "")
+        why = [f"access {acc}"] if acc in opts.exclude_access else []
+        why += [f"licence {c} ({lic})" for c in sorted(licence_classes(lic, acc) & set(opts.exclude_licence))]
+        if why:
+            dropped_sources.append({"name": s["name"], "reason": "; ".join(why),
+                                    "samples": sum(sh["samples"] for sh in s["shards"])})
+        else:
+            kept.append(s)
+    prio = spec.get("dedup", {}).get("priority") or [s["name"] for s in spec["sources"]]
+    rank = {n: i for i, n in enumerate(prio)}
+    kept.sort(key=lambda s: (rank.get(s["name"], len(rank)), s["name"]))
+    dopts = DecontamOptions(**{k: v for k, v in (spec.get("decontam") or {}).items()
+                               if k in DecontamOptions.__dataclass_fields__})
+    items, bfiles = _test_items(opts) if opts.decontaminate else (pl.DataFrame(), [])
+    ts = TestSet(items, dopts) if items.height else None
+    budget = spec.get("budget") or {}
+    max_tokens = budget.get("max_prompt_tokens")
+    image = spec.get("image") or {}
+    counter = TextCounter(opts.tokenizer, budget.get("system_prompt")) if max_tokens else None
+
+    excl: list[pl.DataFrame] = []
+    dd: list[pl.DataFrame] = []
+    files: list[tuple[int, Path, int, int]] = []
+    tokens_seen: list[np.ndarray] = []
+    row0 = 0
+    for si, s in enumerate(kept):
+        folder = s["manifest"].parent
+        tars = {sh["path"] for sh in s["shards"]}
+        for idx in sorted({sh["index"] for sh in s["shards"]}):
+            df = _read_index(folder / idx, COLS + list(OPTIONAL))
+            df = df.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(list(tars)))
+            df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
+            files.append((si, folder / idx, row0, row0 + df.height))
+            row0 += df.height
+            ex = [trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap"))]
+            if ts is not None:
+                hits = ts.match(df)
+                if hits.height:
+                    d = ts.decide(hits, df.select("row", pl.lit(s["name"]).alias("source")))
+                    ex.append(d.with_columns(reason=pl.lit("decontam")))
+            if max_tokens:
+                tok = _prompt_tokens(df, counter, image)
+                tokens_seen.append(tok)
+                over = df.select("row").filter(pl.Series(tok > max_tokens))
+                ex.append(over.with_columns(reason=pl.lit("prompt_tokens"),
+                                            rule=pl.lit(f"> {max_tokens}")))
+            e = pl.concat([x.cast({"row": pl.Int64}) for x in ex], how="diagonal_relaxed")
+            if e.height:
+                e = e.join(df.select("row", "key", "id"), on="row").with_columns(source=pl.lit(s["name"]))
+                excl.append(e)
+            if opts.deduplicate:
+                gone = e.select("row") if e.height else pl.DataFrame(schema={"row": pl.Int64})
+                dd.append(dedup_frame(df.join(gone, on="row", how="anti"), si))
+    dinfo: dict[str, Any] = {}
+    if dd and opts.deduplicate:
+        drops, dinfo = dedup(pl.concat(dd), distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
+        if drops.height:
+            excl.append(_resolve_keys(drops, files, kept))
+    man = _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
+                 max_tokens, tokens_seen, counter, dopts, dinfo)
+    man["_seconds"] = time.perf_counter() - t0
+    return man, out
+
+
+def _prompt_tokens(df: pl.DataFrame, counter: TextCounter, image: dict[str, Any]) -> np.ndarray:
+    text = counter.count(df["prompt"].fill_null("").to_list(), df["system"].fill_null("").to_list(),
+                         df["n_images"].to_list(), df["prompt_chars"].to_numpy())
+    ex = df.select("row", "widths", "heights").explode(["widths", "heights"]).drop_nulls()
+    if ex.height and image:
+        n = image_tokens(ex["widths"].to_numpy(), ex["heights"].to_numpy(), int(image.get("min_pixels", 0)),
+                         int(image.get("max_pixels", 1 << 40)), counter.factor)
+        per = ex.select("row").with_columns(t=pl.Series(n - 1)).group_by("row").agg(pl.col("t").sum())
+        extra = df.select("row").join(per, on="row", how="left")["t"].fill_null(0).to_numpy()
+        return text + extra
+    return text
+
+
+def _resolve_keys(drops: pl.DataFrame, files: list[tuple[int, Path, int, int]], kept: list[dict]) -> pl.DataFrame:
+    """Second, narrow pass: key and id of dropped rows and of the copies kept in their place."""
+    need = np.union1d(drops["row"].to_numpy(), drops["kept"].to_numpy())
+    parts = []
+    for si, path, a, b in files:
+        lo, hi = np.searchsorted(need, [a, b])
+        if lo == hi:
+            continue
+        df = _read_index(path, ["key", "id", "split", "shard"])
+        # the same filter as the first pass keeps the row numbering identical
+        df = df.filter(pl.col("split").is_in(_read_splits(kept[si])) & pl.col("shard").is_in(
+            [sh["path"] for sh in kept[si]["shards"]]))
+        df = df.with_row_index("row", offset=a).with_columns(pl.col("row").cast(pl.Int64), source=pl.lit(kept[si]["name"]))
+        parts.append(df.filter(pl.col("row").is_in(need[lo:hi].tolist())).select("row", "source", "key", "id"))
+    keys = pl.concat(parts)
+    k2 = keys.select(pl.col("row").alias("kept"), (pl.col("source") + "/" + pl.col("key")).alias("kept_key"))
+    return drops.join(keys, on="row").join(k2, on="kept").drop("kept").rename({"kept_key": "kept"})
+
+
+def _read_splits(s: dict) -> list[str]:
+    return sorted({sh["split"] for sh in s["shards"]})
+
+
+def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
+           max_tokens, tokens_seen, counter, dopts, dinfo) -> dict[str, Any]:
+    base = out.parent
+    base.mkdir(parents=True, exist_ok=True)
+    ex_path = out.with_name(out.stem + ".excluded.jsonl")
+    order = {s["name"]: i for i, s in enumerate(kept)}
+    cols = ["source", "key", "id", "reason", "benchmark", "rule", "item_id", "score", "kept"]
+    e = pl.concat(excl, how="diagonal_relaxed") if excl else pl.DataFrame(schema={c: pl.String for c in cols} | {"row": pl.Int64})
+    e = e.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in cols if c not in e.columns])
+    e = e.sort("row", "reason", "benchmark", nulls_last=True)
+    lines = []
+    for r in e.select(cols).iter_rows(named=True):
+        d = {k: v for k, v in r.items() if v is not None}
+        if "score" in d:
+            d["score"] = round(float(d["score"]), 4)
+        lines.append(json.dumps(d, sort_keys=True, ensure_ascii=False))
+    ex_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    rows_out = e.unique("row").group_by("source").len() if e.height else pl.DataFrame({"source": [], "len": []})
+    n_out = dict(rows_out.iter_rows())
+    total = sum(sh["samples"] for s in kept for sh in s["shards"]) or 1
+    meaning = spec.get("weight_meaning", "epochs")
+    n_after = {s["name"]: sum(sh["samples"] for sh in s["shards"]) - n_out.get(s["name"], 0) for s in kept}
+    mass = {s["name"]: s["weight"] * (n_after[s["name"]] if meaning == "epochs" else 1.0) for s in kept}
+    norm = sum(mass.values()) or 1.0
+    sources = []
+    for s in kept:
+        n = n_after[s["name"]]
+        src = {"name": s["name"], "manifest": _rel(s["manifest"], base), "weight": round(mass[s["name"]] / norm, 10),
+               "samples": n, "spec_weight": s["weight"],
+               "license": s["man"].get("license"), "access": s["man"].get("access"),
+               "shards": [{"path": _rel(s["manifest"].parent / sh["path"], base), "sha256": sh["sha256"],
+                           "samples": sh["samples"]} for sh in s["shards"]],
+               "excluded_keys": ex_path.name if n_out.get(s["name"]) else None}
+        if meaning == "epochs":
+            src["epochs"], src["draws"] = s["weight"], int(round(s["weight"] * n))
+        sources.append(src)
+    by = lambda df, k: dict(sorted(df.group_by(k).len().iter_rows())) if df.height else {}  # noqa: E731
+    filters = {
+        "exclusions_file": ex_path.name,
+        "splits": splits,
+        "rows_before": sum(sh["samples"] for s in kept for sh in s["shards"]) if total else 0,
+        "rows_excluded": int(e["row"].n_unique()) if e.height else 0,
+        "by_reason": by(e.unique("row", keep="first"), "reason"),
+        "by_source": {k: v for k, v in sorted(n_out.items(), key=lambda kv: order.get(kv[0], 0))},
+        "decontam": {"by_benchmark": by(e.filter(pl.col("reason") == "decontam"), "benchmark"),
+                     "by_rule": by(e.filter(pl.col("reason") == "decontam"), "rule"),
+                     "settings": vars(dopts), "test_items": ts.counts() if ts else {},
+                     "boilerplate_grams_ignored": ts.stop_grams if ts else 0, "benchmark_files": [
+                         {**b, "path": _rel(Path(b["path"]), base)} for b in bfiles], "enabled": opts.decontaminate},
+        "traps": by(e.filter(pl.col("reason") == "trap"), "benchmark"),
+        "dedup": {"by_rule": by(e.filter(pl.col("reason").str.starts_with("dup")), "reason"),
+                  "priority": [s["name"] for s in kept], "enabled": opts.deduplicate,
+                  "image_dhash_distance": int((spec.get("dedup") or {}).get("image_dhash_distance", 2)), **dinfo},
+        "budget": {"max_prompt_tokens": max_tokens, "tokenizer": counter.name if counter else None,
+                   "dropped": int((e["reason"] == "prompt_tokens").sum()) if e.height else 0,
+                   "max_tokens_seen": int(max(t.max() for t in tokens_seen if t.size)) if any(
+                       t.size for t in tokens_seen) else None},
+        "licence": {"exclude_access": sorted(opts.exclude_access), "exclude_licence": sorted(opts.exclude_licence),
+                    "sources_excluded": dropped_sources},
+        "missing_sources": missing,
+    }
+    man = {"schema": STAGE_SCHEMA, "stage": stage, "kind": spec["kind"], "title": spec.get("title", ""),
+           "seed": opts.seed, "box_format": spec.get("box_format", "qwen3"), "image": spec.get("image"),
+           "weight_meaning": "probability", "weight_meaning_text": WEIGHT_MEANINGS["probability"],
+           "spec_weight_meaning": meaning, "draws_per_epoch": sum(s.get("draws", 0) for s in sources) or None,
+           "spec": {"path": _rel(spec_path, base), "sha256": _sha256(spec_path)},
+           "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
+           "training": spec["training"]}
+    out.write_text(json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return man
