@@ -1,0 +1,163 @@
+"""Reliability and security: the bad-input corpus, faults, determinism under other locales/time zones,
+privacy scans, and safe shard reading."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from medmo_data import writer
+from medmo_data.build import BuildOptions, build
+from medmo_data.keys import is_safe_key, make_key
+from medmo_data.reader import ShardError, UnsafeShard, iter_samples
+from medmo_data.recipe import get_recipe
+from medmo_data.verify import verify
+from tests.bad_inputs import CASES, GOOD, LINE_REJECTS, make_bad_tree
+from tests.fixtures import make
+from tests.fixtures._dicom import PHI, write_ct
+from tests.helpers import read_samples
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    raw = make_bad_tree(tmp / "raw")
+    res = build(get_recipe("folder"), raw, BuildOptions(output=tmp / "out"))
+    return tmp / "out" / "folder", res.manifest
+
+
+def test_every_bad_case_rejected_with_its_reason(bad):
+    folder, m = bad
+    rejects = [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+    by_id = {}
+    for r in rejects:
+        by_id.setdefault(r["id"], []).append(r["reason"])
+    for sid, reason in CASES.items():
+        assert reason in by_id.get(sid, []), (sid, by_id.get(sid))
+    for reason, n in LINE_REJECTS.items():
+        assert m["rejects_by_reason"][reason] == n
+    c = m["counts"]
+    assert c["read"] == c["written"] + c["rejected"] == len(CASES) + len(GOOD) - 1 + sum(LINE_REJECTS.values()) + 1
+    written = {s["json"]["id"]: s for s in read_samples(folder)}
+    assert set(written) == set(GOOD)
+    assert written["dup"]["json"]["messages"][1]["content"][0]["text"] == "kept"
+    assert verify(folder).ok
+
+
+def test_keys_are_safe_unique_and_stable():
+    ids = ["with.dots/and\\slashes", "WITH.DOTS/AND\\SLASHES", "a.b", "a/b", "a_b", "x" * 300, "ok-1"]
+    keys = [make_key(i) for i in ids]
+    assert len(set(keys)) == len(keys) and all(is_safe_key(k) for k in keys)
+    assert keys[-1] == "ok-1" and make_key("a.b") == make_key("a.b")
+    assert "." not in "".join(keys) and "/" not in "".join(keys)
+
+
+def _tar_with(members: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+@pytest.mark.parametrize("name", ["s1.pyd", "s1.pickle", "s1.pkl", "s1.pth", "s1.x.pyd"])
+def test_reader_refuses_code_members(name):
+    with pytest.raises(UnsafeShard):
+        list(iter_samples(_tar_with({"s1.json": b"{}", name: b"\x80\x04K\x01."})))
+
+
+@pytest.mark.parametrize("name", ["/etc/s1.json", "../s1.json", "a/../../s1.json"])
+def test_reader_refuses_escaping_paths(name):
+    with pytest.raises(UnsafeShard):
+        list(iter_samples(_tar_with({name: b"{}"})))
+
+
+def test_reader_rejects_bad_json_and_truncation():
+    with pytest.raises(ShardError):
+        list(iter_samples(_tar_with({"s1.json": b"{nope"})))
+    data = _tar_with({"s1.json": b"{}" * 400}).getvalue()
+    with pytest.raises(ShardError):
+        list(iter_samples(io.BytesIO(data[:700])))
+
+
+def test_disk_full_leaves_no_partial_shard(tmp_path, monkeypatch):
+    raw = make("vqa_rad", tmp_path / "raw")
+    real_replace = os.replace
+
+    def full(src, dst):
+        if str(dst).endswith(".tar"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(writer.os, "replace", full)
+    with pytest.raises(OSError):
+        build(get_recipe("vqa_rad"), raw, BuildOptions(output=tmp_path / "out"))
+    folder = tmp_path / "out" / "vqa_rad"
+    assert not list(folder.glob("*.tar")) and not list(folder.glob(".*tmp-*"))
+    monkeypatch.setattr(writer.os, "replace", real_replace)
+    res = build(get_recipe("vqa_rad"), raw, BuildOptions(output=tmp_path / "out"))
+    assert res.manifest["counts"]["written"] == 9
+
+
+def test_cli_reports_disk_errors_in_one_line(tmp_path):
+    raw = make("vqa_rad", tmp_path / "raw")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vqa_rad").write_text("a file where the output folder should be")
+    r = subprocess.run([sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "vqa_rad", "--input", str(raw),
+                        "--output", str(out)], capture_output=True, text=True)
+    assert r.returncode in (1, 2) and "vqa_rad" in r.stderr and "Traceback" not in r.stderr
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tar"))}
+
+
+def test_same_bytes_under_other_locale_and_timezone(tmp_path):
+    raw = make("deeplesion", tmp_path / "raw")
+    outs = []
+    for i, env in enumerate(({"TZ": "UTC", "LC_ALL": "C"}, {"TZ": "Asia/Kathmandu", "LC_ALL": "C.UTF-8"})):
+        out = tmp_path / f"o{i}"
+        subprocess.run([sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "deeplesion", "--input",
+                        str(raw), "--output", str(out)], check=True, capture_output=True, env={**os.environ, **env})
+        outs.append(out / "deeplesion")
+    assert _hashes(outs[0]) == _hashes(outs[1])
+    m0, m1 = (json.loads((o / "manifest.json").read_text()) for o in outs)
+    m0.pop("created"), m1.pop("created")
+    assert m0 == m1
+
+
+def test_phi_never_reaches_output_and_burned_in_dropped(tmp_path):
+    import numpy as np
+
+    raw = tmp_path / "raw"
+    write_ct(raw / "a.dcm", np.zeros((32, 32), np.int16))
+    write_ct(raw / "b.dcm", np.zeros((32, 32), np.int16), burned_in=True)
+    (raw / "annotations.jsonl").write_text("\n".join(json.dumps(
+        {"id": n, "images": [f"{n}.dcm"], "task": "caption", "caption": "CT"}) for n in "ab") + "\n")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "folder", "--input", str(raw),
+                        "--output", str(out), "--drop-burned-in"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "folder" / "manifest.json").read_text())
+    assert m["rejects_by_reason"] == {"burned_in_annotation": 1}
+    scanned = b""
+    for p in (out / "folder").iterdir():
+        if p.suffix == ".parquet":  # compressed: scan the decoded rows instead
+            scanned += json.dumps(pq.read_table(p).to_pylist()).encode()
+        elif p.is_file():
+            scanned += p.read_bytes()
+    assert len(scanned) > 1000
+    for value in PHI.values():
+        for token in {value, *value.split("^")}:
+            assert token.encode() not in scanned, token
