@@ -1,0 +1,136 @@
+"""MedQuAD: 47,457 consumer-health question/answer pairs built from 12 NIH websites (cancer.gov, GARD, GHR,
+MedlinePlus, NIDDK, NINDS, NIHSeniorHealth, NHLBI, CDC, ...), one XML file per document (Ben Abacha &
+Demner-Fushman, BMC Bioinformatics 2019). Licence CC BY 4.0.
+
+Get it from GitHub `abachaa/MedQuAD`: folders `1_CancerGov_QA` ... `12_MPlusHerbsSupplements_QA`, one
+`<Document id source url>` per file with `<Focus>`, `<FocusAnnotations>` and `<QAPairs>/<QAPair pid>/
+<Question qid qtype>` + `<Answer>`. Variant schemas handled: 4 NINDS files use lowercase `<doc docid corpus>/
+<doctitle-focus>/<qaPairs>/<pair>/<question>/<answer>`, and `9_CDC_QA/0000397.xml` has the root
+`<DiseaseFile fid source>`. Entities (`&apos;`) are decoded by the XML parser. Also read: the HF mirror CSV
+(`keivalya/MedQuad-MedicalQnADataset`, `medDataset_processed.csv`: `qtype, Question, Answer`), only when
+no XML folder is present.
+
+Only 16,423 pairs have answers: the three MedlinePlus copyright sets (ADAM, MPlusDrugs, MPlusHerbs) ship
+empty `<Answer></Answer>` (an XML comment says why), and GARD has 5 empty answers. Every pair without an
+answer is counted as a reject with reason `no_answer`; a file that is not well-formed XML or not UTF-8 is
+one reject (`malformed_xml` / `non_utf8_text`) and a pair without a question is `empty_text`.
+Text: the space before "?" ("What is (are) X ?") and a doubled "? ?" are removed; answers keep their line breaks, runs of blanks
+(no-break spaces included) collapse to one space, and a bullet hidden in a run of blanks ("...percent    - Prediabetes") starts a new
+line. Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material
+(the LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
+from medmo_data.sources import iter_csv
+from medmo_data.text_qa import instruction_messages
+
+INFO = SourceInfo(
+    name="medquad", title="MedQuAD", stages=(3,), tasks=("text_qa",), modality="none", access="open",
+    license="CC-BY-4.0", homepage="https://github.com/abachaa/MedQuAD",
+    citation="Ben Abacha & Demner-Fushman, A Question-Entailment Approach to Question Answering, "
+             "BMC Bioinformatics 2019",
+    images_per_sample=0,
+)
+HUB_PATTERNS = ["*.csv", "*.md"]
+CSV_NAME = "medDataset_processed.csv"
+_FOLDER = re.compile(r"^\d+_.+_QA(_XML)?$")
+
+
+def clean_question(text: str) -> str:
+    text = re.sub(r"\s+([?.!])", r"\1", re.sub(r"\s+", " ", text))
+    return re.sub(r"\?{2,}", "?", text).strip()
+
+
+def clean_answer(text: str) -> str:
+    text = text.replace("\r\n", "\n")
+    text = re.sub(r"[ \t\xa0]{2,}- ", "\n- ", text)  # bullets flattened into runs of blanks
+    text = re.sub(r"[ \t\xa0]+", " ", text)  # NINDS pads sentences with no-break spaces
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _child(el: ET.Element, *names: str) -> ET.Element | None:
+    for c in el:
+        if c.tag.lower() in names:
+            return c
+    return None
+
+
+def _text(el: ET.Element | None) -> str:
+    return "".join(el.itertext()) if el is not None else ""
+
+
+def document(path: Path, folder: str) -> Iterator[RawSample | Reject]:
+    """Every QA pair of one MedQuAD XML file, in file order."""
+    fid = f"{folder}/{path.stem}"
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield Reject(fid, "non_utf8_text", f"{path}: byte {exc.start} is not UTF-8")
+        return
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        yield Reject(fid, "malformed_xml", f"{path}: {exc}")
+        return
+    doc_id = root.get("id") or root.get("docid") or root.get("fid") or path.stem
+    source = root.get("source") or root.get("corpus") or ""
+    focus = clean_question(_text(_child(root, "focus", "doctitle-focus")))
+    pairs = _child(root, "qapairs")
+    for n, pair in enumerate(list(pairs) if pairs is not None else [], 1):
+        if pair.tag.lower() not in ("qapair", "pair"):
+            continue
+        q_el = _child(pair, "question")
+        qid = (q_el.get("qid") if q_el is not None else None) or f"{doc_id}-{pair.get('pid') or n}"
+        rid = f"{folder}/{qid}"
+        question, answer = clean_question(_text(q_el)), clean_answer(_text(_child(pair, "answer")))
+        if not question:
+            yield Reject(rid, "empty_text", f"{path}: pair {pair.get('pid')} has no question")
+            continue
+        if not answer:
+            yield Reject(rid, "no_answer", f"{path}: pair {pair.get('pid')} has an empty answer")
+            continue
+        yield RawSample(id=rid, split="train", task="text_qa", messages=instruction_messages(question, None, answer),
+                        target={"answer": answer},
+                        meta={"collection": folder, "document": doc_id, "source": source, "focus": focus,
+                              "qtype": (q_el.get("qtype") or "") if q_el is not None else "",
+                              "url": root.get("url") or ""})
+
+
+def _csv(path: Path) -> Iterator[RawSample | Reject]:
+    for item in iter_csv(path, required=["Question", "Answer"]):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        rid, row = item
+        question, answer = clean_question(row["Question"]), clean_answer(row["Answer"])
+        if not question or not answer:
+            yield Reject(rid, "no_answer" if question else "empty_text", f"{path.name}: empty question or answer")
+            continue
+        yield RawSample(id=rid, split="train", task="text_qa", messages=instruction_messages(question, None, answer),
+                        target={"answer": answer},
+                        meta={"collection": "", "document": "", "source": "", "focus": "",
+                              "qtype": row.get("qtype", "").strip(), "url": ""})
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    folders = sorted((p for p in root.rglob("*") if p.is_dir() and _FOLDER.match(p.name)),
+                     key=lambda p: (int(p.name.split("_")[0]), p.name))
+    if folders:
+        for folder in folders:
+            for path in sorted(folder.glob("*.xml")):
+                yield from document(path, folder.name)
+        return
+    csvs = sorted(root.rglob(CSV_NAME)) or sorted(root.rglob("*.csv"))
+    if csvs:
+        yield from _csv(csvs[0])
+        return
+    raise SourceError(f"{root}: no MedQuAD collection folders (e.g. 1_CancerGov_QA/*.xml) and no {CSV_NAME}")

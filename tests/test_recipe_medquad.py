@@ -1,0 +1,71 @@
+"""MedQuAD: the XML tree with every schema variant; pairs without answers are counted rejects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medmo_data.recipe import SourceError, get_recipe
+from tests.helpers import build_fixture, by_id, read_samples, texts
+
+
+def _rejects(folder):
+    return [(r["id"], r["reason"]) for r in map(json.loads, (folder / "rejects.jsonl").read_text().splitlines())]
+
+
+def test_xml_tree_all_variants(tmp_path):
+    res = build_fixture("medquad", tmp_path)
+    out = tmp_path / "out" / "medquad"
+    assert res.manifest["counts"] == {"read": 32, "written": 16, "rejected": 16}
+    assert res.manifest["rejects_by_reason"] == {"no_answer": 13, "malformed_xml": 1, "non_utf8_text": 1,
+                                                 "empty_text": 1}
+    rej = _rejects(out)
+    # 12 copyright-removed MPlusDrugs answers + the empty GARD answer; broken files are one reject each.
+    assert sum(1 for i, r in rej if i.startswith("11_MPlusDrugs_QA/0000001-") and r == "no_answer") == 12
+    assert ("2_GARD_QA/0002079-1", "no_answer") in rej
+    assert ("5_NIDDK_QA/0000001", "malformed_xml") in rej
+    assert ("8_NHLBI_QA_XML/0000001", "non_utf8_text") in rej
+    assert ("5_NIDDK_QA/0000002-1", "empty_text") in rej
+    s = by_id(read_samples(out))
+    # Normal <Document>: entity decoded, space before "?" removed, focus/qtype/url in meta.
+    ghr = s["3_GHR_QA/0000001-1"]["json"]
+    assert texts(ghr, "user") == "What is (are) Aarskog-Scott syndrome?"
+    assert "a widow's peak hairline" in texts(ghr, "assistant")
+    assert ghr["meta"] == {"collection": "3_GHR_QA", "document": "0000001", "source": "GHR",
+                           "focus": "Aarskog-Scott syndrome", "qtype": "information",
+                           "url": "https://ghr.nlm.nih.gov/condition/aarskog-scott-syndrome"}
+    assert (ghr["split"], ghr["task"], ghr["target"]["answer"]) == ("train", "text_qa", texts(ghr, "assistant"))
+    # Lowercase NINDS schema (<doc docid corpus>/<qaPairs>/<pair>).
+    ninds = s["6_NINDS_QA/0000007-1"]["json"]
+    assert texts(ninds, "user") == "what is holmes-adie syndrome?"
+    assert texts(ninds, "assistant").startswith("Holmes-Adie syndrome (HAS) is a neurological disorder affecting "
+                                                "the pupil of the eye and the autonomic nervous system. It is")
+    assert (ninds["meta"]["source"], ninds["meta"]["focus"]) == ("NINDS", "Holmes-Adie")
+    # CDC <DiseaseFile fid>: "? ?" collapses; the answer keeps its paragraph break.
+    cdc = s["9_CDC_QA/0000397-2"]["json"]
+    assert texts(cdc, "user") == "Who is at risk for Parasites - Taeniasis?"
+    assert cdc["meta"]["document"] == "0000397"
+    assert "\n\nT. solium tapeworm infections" in texts(s["9_CDC_QA/0000397-1"]["json"], "assistant")
+    # MedlinePlus bullets flattened into runs of blanks become lines.
+    a1c = texts(s["4_MPlus_Health_Topics_QA/0000001-1"]["json"], "assistant")
+    assert "levels have been:\n- A normal A1C level is below 5.7 percent\n- Prediabetes is between" in a1c
+    assert texts(s["5_NIDDK_QA/0000002-2"]["json"], "assistant") == "Rest. Fluids.\n\n- Drink water\n- Sleep"
+
+
+def test_hf_mirror_csv(tmp_path):
+    root = tmp_path / "raw"
+    root.mkdir()
+    (root / "medDataset_processed.csv").write_text(
+        'qtype,Question,Answer\nsusceptibility,Who is at risk for Lymphocytic Choriomeningitis (LCM)? ?,'
+        '"LCMV infections can occur after exposure to fresh urine."\ninformation,What is X ?,\n', encoding="utf-8")
+    out = list(get_recipe("medquad").records(root, {}))
+    assert [getattr(o, "reason", None) for o in out] == [None, "no_answer"]
+    assert texts({"messages": out[0].messages}, "user") == "Who is at risk for Lymphocytic Choriomeningitis (LCM)?"
+    assert out[0].meta["qtype"] == "susceptibility"
+
+
+def test_nothing_to_read_is_a_source_error(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(SourceError, match="no MedQuAD collection folders"):
+        list(get_recipe("medquad").records(tmp_path / "raw", {}))
