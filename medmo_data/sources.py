@@ -48,14 +48,20 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
             yield lid, obj
 
 
+def _has_surrogates(cells: list[str]) -> bool:
+    return any(c and not c.isascii() and any("\udc80" <= ch <= "\udcff" for ch in c) for c in cells)
+
+
 def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
              ) -> Iterator[tuple[str, dict[str, str]] | Reject]:
-    """(row id, row) per data row of a UTF-8 CSV; rows with missing fields become Rejects.
+    """(row id, row) per data row of a UTF-8 CSV; bad rows become Rejects and reading goes on.
 
-    Extra trailing empty fields (NIH's `,,,`) are tolerated; a row shorter than the header is not.
+    Non-UTF-8 bytes reject only their row (the file is read with surrogateescape). Extra trailing empty
+    fields (NIH's `,,,`) are tolerated; a row shorter than the header is not.
     """
+    csv.field_size_limit(1 << 30)  # clinical notes exceed the 128 KiB default
     try:
-        f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - generator owns it
+        f = open(path, encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115 - generator owns it
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: missing") from exc
     with f:
@@ -64,9 +70,9 @@ def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
             header = next(reader)
         except StopIteration as exc:
             raise SourceError(f"{path}: empty CSV") from exc
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"{path}: header is not UTF-8") from exc
-        header = [h.strip() for h in header]
+        if _has_surrogates(header):
+            raise SourceError(f"{path}: header is not UTF-8")
+        header = [h.strip().lstrip("\ufeff") for h in header]
         missing = [c for c in required if c not in header]
         if missing:
             raise SourceError(f"{path}: header lacks column(s) {missing}; found {header}")
@@ -76,14 +82,14 @@ def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
                 row = next(reader)
             except StopIteration:
                 break
-            except UnicodeDecodeError as exc:
-                yield Reject(f"{path.name}:{reader.line_num + 1}", "non_utf8_text", f"{path}: {exc.reason}")
-                break
             except csv.Error as exc:
                 yield Reject(f"{path.name}:{reader.line_num}", "malformed_csv", f"{path}: {exc}")
                 continue
             rid = f"{path.name}:{reader.line_num}"
             if not any(c.strip() for c in row):
+                continue
+            if _has_surrogates(row):
+                yield Reject(rid, "non_utf8_text", f"{path}:{reader.line_num}: bytes that are not UTF-8")
                 continue
             if len(row) < len([h for h in header if h]):
                 yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: {len(row)} fields, header has {width}")

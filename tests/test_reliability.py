@@ -161,3 +161,14 @@ def test_phi_never_reaches_output_and_burned_in_dropped(tmp_path):
     for value in PHI.values():
         for token in {value, *value.split("^")}:
             assert token.encode() not in scanned, token
+
+
+def test_csv_bad_rows_rejected_reading_goes_on(tmp_path):
+    from medmo_data.recipe import Reject
+    from medmo_data.sources import iter_csv
+
+    p = tmp_path / "a.csv"
+    p.write_bytes(b"id,text\n1,ok\n2,caf\xe9\n3,short,x,extra\n4\n5,fine\n")
+    out = list(iter_csv(p, required=["id", "text"]))
+    assert [o[1]["id"] for o in out if not isinstance(o, Reject)] == ["1", "5"]
+    assert [o.reason for o in out if isinstance(o, Reject)] == ["non_utf8_text", "malformed_csv", "malformed_csv"]
