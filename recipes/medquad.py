@@ -14,9 +14,9 @@ Only 16,423 pairs have answers: the three MedlinePlus copyright sets (ADAM, MPlu
 empty `<Answer></Answer>` (an XML comment says why), and GARD has 5 empty answers. Every pair without an
 answer is counted as a reject with reason `no_answer`; a file that is not well-formed XML or not UTF-8 is
 one reject (`malformed_xml` / `non_utf8_text`) and a pair without a question is `empty_text`.
-Text: the space before "?" ("What is (are) X ?") and a doubled "? ?" are removed; answers keep their line breaks, runs of blanks
-(no-break spaces included) collapse to one space, and a bullet hidden in a run of blanks ("...percent    - Prediabetes") starts a new
-line. Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material
+Text: the space before "?" ("What is (are) X ?") and a doubled "? ?" are removed; answers keep their
+line breaks, runs of blanks (no-break spaces included) collapse to one space, and a bullet hidden in a run
+of blanks ("...percent    - Prediabetes") starts a new line. Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material
 (the LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
 """
 
