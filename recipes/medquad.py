@@ -16,8 +16,9 @@ answer is counted as a reject with reason `no_answer`; a file that is not well-f
 one reject (`malformed_xml` / `non_utf8_text`) and a pair without a question is `empty_text`.
 Text: the space before "?" ("What is (are) X ?") and a doubled "? ?" are removed; answers keep their
 line breaks, runs of blanks (no-break spaces included) collapse to one space, and a bullet hidden in a run
-of blanks ("...percent    - Prediabetes") starts a new line. Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material
-(the LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
+of blanks ("...percent    - Prediabetes") starts a new line.
+Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material (the
+LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
 """
 
 from __future__ import annotations
