@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -218,7 +218,7 @@ def _run_parallel(chunks: Iterator[Chunk], info: SourceInfo, out_dir: Path, opts
     stats: list[dict[str, Any]] = []
     reused = 0
     window = 2 * opts.workers  # bounded in-flight chunks keep the driver's memory flat
-    pending: list[Future] = []
+    pending: set[Future] = set()
     with ProcessPoolExecutor(max_workers=opts.workers, mp_context=get_context("spawn")) as pool:
         for chunk in chunks:
             done = finished(out_dir, chunk.task)
@@ -226,13 +226,15 @@ def _run_parallel(chunks: Iterator[Chunk], info: SourceInfo, out_dir: Path, opts
                 stats.append(done)
                 reused += 1
                 continue
-            pending.append(pool.submit(_run_task, chunk, info, out_dir, opts))
-            while len(pending) >= window:
-                stats.append(pending.pop(0).result())
+            pending.add(pool.submit(_run_task, chunk, info, out_dir, opts))
+            if len(pending) >= window:
+                # Refill as soon as ANY chunk finishes (waiting in submission order idles a worker behind
+                # one slow chunk). Order does not matter: the manifest sorts stats by shard name.
+                done_now, pending = wait(pending, return_when=FIRST_COMPLETED)
+                stats.extend(f.result() for f in done_now)
                 if progress:
                     progress(counters["read"])
-        for fut in pending:
-            stats.append(fut.result())
+        stats.extend(f.result() for f in pending)
     if progress:
         progress(counters["read"])
     return stats, reused

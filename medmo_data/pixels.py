@@ -43,8 +43,16 @@ def resolve_window(window: str | tuple[float, float] | list[float]) -> tuple[flo
 
 def apply_window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Linear window [lo, hi] -> uint8 0..255."""
-    v = np.clip(values.astype(np.float64, copy=False), lo, hi)
-    return np.floor((v - lo) * 255.0 / (hi - lo) + 0.5).astype(np.uint8)
+    # floor((clip(v) - lo) * 255 / (hi - lo) + 0.5), one IEEE op at a time in one scratch array: the same
+    # values as the expression, ~5x faster on fresh 512^2 slices (no new 2 MB temporary per op; bench/).
+    v = values.astype(np.float64, copy=True)
+    np.clip(v, lo, hi, out=v)
+    v -= lo
+    v *= 255.0
+    v /= hi - lo
+    v += 0.5
+    np.floor(v, out=v)
+    return v.astype(np.uint8)
 
 
 def rescale_to_uint8(values: np.ndarray, method: str = "minmax",

@@ -121,6 +121,7 @@ def _user_text(rec: dict[str, Any], role: str) -> str:
 def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, Any]]) -> dict[str, Any]:
     prompt = _user_text(rec, "user")
     answer = _user_text(rec, "assistant")
+    prompt_norm = normalize_text(prompt)  # once: hashed and counted (NFKC + regexes dominate text sources)
     return {
         "key": key, "shard": shard, "id": rec["id"], "split": rec["split"], "task": rec["task"],
         "modality": rec["modality"], "license": rec["license"], "access": rec["access"],
@@ -130,10 +131,10 @@ def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, An
         "image_sha256": [f["sha256"] for f in fps],
         "image_dhash": [f["dhash"] for f in fps],
         "prompt": prompt[:4000],
-        "prompt_norm_sha1": text_sha1(prompt) if prompt else "",
+        "prompt_norm_sha1": hashlib.sha1(prompt_norm.encode("utf-8")).hexdigest() if prompt else "",
         "answer_norm_sha1": text_sha1(answer) if answer else "",
         "prompt_chars": len(prompt), "answer_chars": len(answer),
-        "prompt_words": len(normalize_text(prompt).split()),
+        "prompt_words": len(prompt_norm.split()),
         "n_objects": len(rec["objects"]),
         "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in rec["objects"]],
         # Added for `mix`: the system turn (token budgets) and scalar meta fields (contamination rules
