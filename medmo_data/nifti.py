@@ -1,6 +1,7 @@
 """NIfTI volume -> one 2-D slice, in a known frame, windowed to 8 bit.
 
-Volumes are reoriented to RAS+ (`nibabel.as_closest_canonical`) before slicing, then displayed in the
+Volumes are reoriented to RAS+ (as `nibabel.as_closest_canonical` would, but one slice at a time), then
+displayed in the
 radiological convention: axial slices with anterior up and the patient's right on the image's left;
 coronal with superior up, right on the left; sagittal with superior up, anterior on the left.
 Slices are read through `dataobj`, never the whole volume.
@@ -18,14 +19,37 @@ from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
-def load_canonical(path: str | Path):
+def load(path: str | Path):
+    """The image with its data left on disk (proxy); nothing is read until a slice is asked for."""
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
-        return nib.as_closest_canonical(img)
+        return nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
         raise DecodeError("corrupt_nifti", f"{type(exc).__name__}: {exc}") from exc
+
+
+def canonical_plane(img, axis: int, index: int, volume: int = 0, unscaled: bool = False) -> np.ndarray:
+    """Slice `index` along RAS+ axis `axis`, equal to `as_closest_canonical(img).dataobj[...]` for that slice,
+    but reading only that slice from disk (as_closest_canonical would load the whole volume)."""
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(img.affine)  # per stored axis: (RAS axis, +1/-1)
+    stored = [i for i in range(3) if int(ornt[i, 0]) == axis][0]
+    n = img.shape[stored]
+    sl: list[Any] = [slice(None)] * len(img.shape)
+    sl[stored] = index if ornt[stored, 1] > 0 else n - 1 - index
+    for extra in range(3, len(img.shape)):
+        sl[extra] = volume if extra == 3 else 0
+    src = img.dataobj.get_unscaled() if unscaled and hasattr(img.dataobj, "get_unscaled") else img.dataobj
+    plane = np.asarray(src[tuple(sl)], dtype=np.float64)
+    rest = [i for i in range(3) if i != stored]  # stored axes left in the plane, in stored order
+    for k, i in enumerate(rest):
+        if ornt[i, 1] < 0:
+            plane = np.flip(plane, axis=k)
+    if int(ornt[rest[0], 0]) > int(ornt[rest[1], 0]):
+        plane = plane.T
+    return plane
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:
@@ -54,27 +78,25 @@ def read_nifti_slice(path: str | Path, index: int | None = None, axis: str = "ax
     """
     if axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
-    img = img if img is not None else load_canonical(path)
+    img = img if img is not None else load(path)
     shape = img.shape
     if len(shape) < 3:
         raise DecodeError("bad_shape", f"NIfTI of shape {shape} is not a volume")
     ax = AXES[axis]
-    n = shape[ax]
-    if index is None:
-        index = n // 2
-    if not 0 <= index < n:
-        raise DecodeError("bad_slice", f"slice {index} outside 0..{n - 1} on the {axis} axis")
-    sl: list[Any] = [slice(None)] * len(shape)
-    sl[ax] = index
-    for extra in range(3, len(shape)):
-        sl[extra] = volume if extra == 3 else 0
     try:
+        import nibabel as nib
+
+        ornt = nib.orientations.io_orientation(img.affine)
+        n = shape[[i for i in range(3) if int(ornt[i, 0]) == ax][0]]
+        if index is None:
+            index = n // 2
+        if not 0 <= index < n:
+            raise DecodeError("bad_slice", f"slice {index} outside 0..{n - 1} on the {axis} axis")
+        values = canonical_plane(img, ax, index, volume, unscaled=rescale is not None)
         if rescale is not None:
-            raw = np.asarray(img.dataobj.get_unscaled()[tuple(sl)], dtype=np.float64) \
-                if hasattr(img.dataobj, "get_unscaled") else np.asarray(img.dataobj[tuple(sl)], dtype=np.float64)
-            values = raw * rescale[0] + rescale[1]
-        else:
-            values = np.asarray(img.dataobj[tuple(sl)], dtype=np.float64)
+            values = values * rescale[0] + rescale[1]
+    except DecodeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - truncated data raises from deep inside nibabel
         raise DecodeError("corrupt_nifti", f"{type(exc).__name__}: {exc}") from exc
     if values.ndim != 2:

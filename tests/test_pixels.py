@@ -131,3 +131,23 @@ def test_decompression_bomb_and_garbage():
         with pytest.raises(DecodeError) as e:
             decode(ImageSource(data=data))
         assert e.value.reason == reason
+
+
+def test_canonical_plane_matches_as_closest_canonical_for_every_orientation():
+    import itertools
+
+    from medmo_data.nifti import canonical_plane
+
+    vol = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    for perm in itertools.permutations(range(3)):
+        for flips in itertools.product((1, -1), repeat=3):
+            aff = np.zeros((4, 4))
+            aff[3, 3] = 1
+            for stored, (ras, f) in enumerate(zip(perm, flips)):
+                aff[ras, stored] = f * (stored + 1.0)  # anisotropic spacing
+            img = nib.Nifti1Image(vol, aff)
+            canon = np.asarray(nib.as_closest_canonical(img).dataobj)
+            for ax in range(3):
+                for k in range(canon.shape[ax]):
+                    want = np.take(canon, k, axis=ax)
+                    assert np.array_equal(canonical_plane(img, ax, k), want), (perm, flips, ax, k)
