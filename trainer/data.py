@@ -89,16 +89,21 @@ def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] 
     for src in manifest.sources:
         excluded = sorted(src.excluded_keys | (drop or {}).get(src.name, set()))
         paths = [str(s.path) for s in src.shards]
+        stored = sum(s.samples for s in src.shards) or 1
         for slot in slots:
+            k = slot["index"]
             if len(paths) >= n_slots:
-                mine, stride = paths[slot["index"]::n_slots], None
+                mine, stride = paths[k::n_slots], None
+                share = sum(s.samples for s in src.shards[k::n_slots]) / stored
             else:
-                mine, stride = paths, [slot["index"], n_slots]
+                mine, stride = paths, [k, n_slots]
+                share = len(range(k, stored, n_slots)) / stored
             if not mine:
                 continue
             slot["sources"].append({"name": src.name, "weight": src.weight, "shards": mine,
                                     "stride": stride, "excluded": excluded})
-            slot["draws"] += src.samples * (len(mine) / len(paths) if stride is None else 1 / n_slots)
+            # the slot's share of the source's samples (after exclusions, spread evenly)
+            slot["draws"] += src.samples * share
     for slot in slots:
         slot["draws"] = int(round(slot["draws"]))
     return slots
