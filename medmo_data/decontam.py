@@ -75,6 +75,7 @@ TRAPS: list[dict[str, Any]] = [
      "why": "AlpaCare's clinician-written evaluation set"},
 ]
 PMCID = re.compile(r"PMC\d{4,}", re.IGNORECASE)
+PMC_BENCHMARKS = {"PMC-VQA"}  # test figures whose whole PMC article is kept out of training (sources.md 6.2)
 _P = np.uint64(0x100000001B3)  # FNV prime: rolling n-gram hash, wraps mod 2**64
 
 
@@ -152,7 +153,9 @@ def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
     return df.select(
         pl.lit(bench).alias("benchmark"), pl.lit(source).alias("own"), pl.col("id").alias("item_id"),
         pl.col("prompt"), pl.col("prompt_norm_sha1").alias("prompt_sha1"), pl.col("image_sha256").alias("shas"),
-        pl.col("image_dhash").alias("dhashes"), pl.col("id").str.extract_all(PMCID.pattern).alias("pmcids"),
+        pl.col("image_dhash").alias("dhashes"),
+        (pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern) if bench in PMC_BENCHMARKS
+         else pl.lit([], dtype=pl.List(pl.String))).alias("pmcids"),
     ).cast(ITEM_COLS)
 
 
@@ -209,7 +212,7 @@ def items_from_file(name: str, path: Path) -> pl.DataFrame:
         shas = [r["image_sha256"]] if r.get("image_sha256") else []
         dh = [int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else []
         img = _first(r, IMG_KEYS)
-        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x))
+        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
         if isinstance(img, str) and not shas:
             fp = _image_print(path.parent / img)
             if fp:
@@ -220,7 +223,7 @@ def items_from_file(name: str, path: Path) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=ITEM_COLS)
 
 
-class TestSet:
+class ItemSet:
     """Test items with the lookup tables the matcher joins training chunks against."""
 
     def __init__(self, items: pl.DataFrame, opts: DecontamOptions) -> None:
@@ -298,7 +301,7 @@ class TestSet:
                 hits.append(n.select("row", "item", pl.lit("image_near").alias("rule"),
                                      (1.0 - pl.col("dist") / 64.0).alias("score")))
         if self.pmc.height:
-            pm = chunk.select("row", pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern.upper())
+            pm = chunk.select("row", pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern)
                               .alias("pmcid")).explode("pmcid").drop_nulls().join(self.pmc, on="pmcid")
             hits.append(pm.select("row", "item", pl.lit("pmcid").alias("rule"), pl.lit(1.0).alias("score")))
         hits = [h.select(cols).cast({"row": pl.Int64, "item": pl.UInt32, "score": pl.Float64}) for h in hits]

@@ -29,7 +29,7 @@ from .decontam import (
     BENCHMARKS,
     BY_SOURCE,
     DecontamOptions,
-    TestSet,
+    ItemSet,
     items_from_file,
     items_from_index,
     trap_hits,
@@ -217,7 +217,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
     dopts = DecontamOptions(**{k: v for k, v in (spec.get("decontam") or {}).items()
                                if k in DecontamOptions.__dataclass_fields__})
     items, bfiles = _test_items(opts) if opts.decontaminate else (pl.DataFrame(), [])
-    ts = TestSet(items, dopts) if items.height else None
+    ts = ItemSet(items, dopts) if items.height else None
     budget = spec.get("budget") or {}
     max_tokens = budget.get("max_prompt_tokens")
     image = spec.get("image") or {}

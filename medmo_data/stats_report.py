@@ -146,7 +146,7 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
 
 def report(manifest_path: Path, out: Path) -> list[Path]:
     """Write the HTML report and its PNGs; returns the files written."""
-    raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    raw = load_stage_manifest(manifest_path).raw  # a clear error for a missing or malformed manifest
     df = collect(manifest_path)
     pngs = plots(df, raw)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,171 @@
+"""Benchmark `mix` on a synthetic 26M-sample index (no tars, no images: mix never reads them).
+
+    python -m bench.mix_26m [N] [--keep DIR]
+
+Writes N training rows as per-shard index Parquet files in the real schema (medmo_data.writer
+INDEX_SCHEMA) for four image-caption sources (medtrinity 70 %, roco, pmc_oa, pubmed_vision 10 % each),
+plus two benchmark sources with test splits (20,000 VQA items with images, 10,000 long text questions).
+Prompts: 90 % from 50 caption templates, 10 % unique 12-word questions. Planted: 0.01 % of rows copy a
+test image, 500 rows copy a test question, 10 % of pmc_oa rows copy a roco image (exact or 1-bit dHash
+change). Then it times `mix` in a child process and reads its peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROWS_PER_FILE = 1_000_000
+WORDS = ("lesion nodule mass effusion fracture liver lung kidney brain heart bone chest abdomen pelvis "
+         "spine axial coronal sagittal contrast enhanced opacity consolidation atelectasis edema cyst "
+         "tumor margin density signal intensity region left right upper lower lateral medial anterior "
+         "posterior which what where shows image finding patient scan ct mri xray ultrasound").split()
+TEMPLATES = [f"Describe this medical image in detail, variant {i}." for i in range(50)]
+SPEC = """stage: 9
+kind: sft
+title: synthetic 26M benchmark
+image: {min_pixels: 65536, max_pixels: 589824}
+sources: [{name: medtrinity}, {name: roco}, {name: pmc_oa}, {name: pubmed_vision}]
+training: {per_device_train_batch_size: 1}
+"""
+
+
+def _hex(rng: np.random.Generator, n: int, nbytes: int = 32) -> pl.Series:
+    raw = rng.integers(0, 256, size=(n, nbytes), dtype=np.uint8)
+    return pl.Series(raw.view(f"S{nbytes}").ravel()).bin.encode("hex")
+
+
+def _sentences(rng: np.random.Generator, n: int, words: int) -> pl.Series:
+    idx = rng.integers(0, len(WORDS), size=n * words)
+    flat = pl.Series(WORDS)[idx]
+    return flat.reshape((n, words)).arr.join(" ")
+
+
+def _frame(rng: np.random.Generator, n: int, start: int, shard: str, split: str, task: str,
+           prompts: pl.Series, images: bool = True) -> pl.DataFrame:
+    key = pl.int_range(start, start + n, eager=True).cast(pl.String).str.zfill(10)
+    w = rng.integers(256, 1281, n).astype(np.int32)
+    h = rng.integers(256, 1281, n).astype(np.int32)
+    df = pl.DataFrame({
+        "key": key, "shard": shard, "id": key, "split": split, "task": task, "modality": "mixed",
+        "license": "CC-BY-4.0", "access": "open", "n_images": np.full(n, int(images), np.int32),
+        "w": w, "h": h, "sha": _hex(rng, n), "dh": rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64),
+        "prompt": prompts,
+    })
+    empty_i = pl.lit([], dtype=pl.List(pl.Int32))
+    return df.select(
+        "key", "shard", "id", "split", "task", "modality", "license", "access", "n_images",
+        (pl.concat_list("w") if images else empty_i).alias("widths"),
+        (pl.concat_list("h") if images else empty_i).alias("heights"),
+        (pl.concat_list("sha") if images else pl.lit([], dtype=pl.List(pl.String))).alias("image_sha256"),
+        (pl.concat_list("dh") if images else pl.lit([], dtype=pl.List(pl.Int64))).alias("image_dhash"),
+        "prompt",
+        pl.col("prompt").hash(seed=1).cast(pl.String).alias("prompt_norm_sha1"),
+        pl.col("key").hash(seed=2).cast(pl.String).alias("answer_norm_sha1"),
+        pl.col("prompt").str.len_chars().cast(pl.Int64).alias("prompt_chars"),
+        pl.lit(200, dtype=pl.Int64).alias("answer_chars"),
+        pl.col("prompt").str.count_matches(" ").cast(pl.Int64).add(1).alias("prompt_words"),
+        pl.lit(0, dtype=pl.Int32).alias("n_objects"), pl.lit([], dtype=pl.List(pl.Float64)).alias("box_areas"),
+        pl.lit("").alias("system"), pl.lit("{}").alias("meta"),
+    )
+
+
+def write_source(root: Path, name: str, frames: list[pl.DataFrame]) -> None:
+    """Index files + a source manifest (tar entries with placeholder hashes: the tars never exist)."""
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for df in frames:
+        stem = df["shard"][0].removesuffix(".tar")
+        df.write_parquet(d / f"{stem}.index.parquet", compression="zstd")
+        shards.append({"path": f"{stem}.tar", "split": df["split"][0], "group": df["split"][0],
+                       "samples": df.height, "bytes": 0, "sha256": "0" * 64, "index": f"{stem}.index.parquet"})
+    man = {"source": name, "license": "CC-BY-4.0", "access": "open", "shards": shards}
+    (d / "manifest.json").write_text(json.dumps(man))
+
+
+def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
+    rng = np.random.default_rng(seed)
+    vqa_q = _sentences(rng, 20_000, 6)
+    vqa = _frame(rng, 20_000, 0, "test-000000.tar", "test", "vqa", vqa_q)
+    write_source(root, "vqa_rad", [vqa])  # a benchmark source name: its test split is a benchmark
+    text_q = _sentences(rng, 10_000, 40)
+    write_source(root, "medqa", [_frame(rng, 10_000, 0, "test-000000.tar", "test", "mcq", text_q, images=False)])
+    parts = {"medtrinity": int(n * 0.7), "roco": n // 10, "pmc_oa": n // 10}
+    parts["pubmed_vision"] = n - sum(parts.values())
+    start = 0
+    roco_imgs: list[pl.DataFrame] = []
+    for name, count in parts.items():
+        frames = []
+        for f, a in enumerate(range(0, count, ROWS_PER_FILE)):
+            m = min(ROWS_PER_FILE, count - a)
+            templ = pl.Series(TEMPLATES)[rng.integers(0, len(TEMPLATES), m)]
+            uniq = rng.random(m) < 0.1
+            prompts = pl.select(pl.when(pl.Series(uniq)).then(_sentences(rng, m, 12)).otherwise(templ)).to_series()
+            df = _frame(rng, m, start, f"train-{f:06d}.tar", "train", "caption", prompts)
+            start += m
+            plant = rng.random(m) < 1e-4  # copies of benchmark test images
+            src_i = rng.integers(0, vqa.height, m)
+            df = df.with_columns(image_sha256=pl.when(pl.Series(plant)).then(vqa["image_sha256"][src_i])
+                                 .otherwise(pl.col("image_sha256")))
+            if name == "roco" and f == 0:
+                roco_imgs.append(df.select("image_sha256", "image_dhash").head(m // 10))
+            if name == "pmc_oa" and roco_imgs and f == 0:
+                k = min(m // 10, roco_imgs[0].height)
+                flip = pl.Series(rng.integers(0, 2, k) << rng.integers(0, 63, k))
+                copy = roco_imgs[0].head(k).with_columns(
+                    image_dhash=pl.concat_list(pl.col("image_dhash").list.first().xor(flip)),
+                    image_sha256=pl.when(pl.Series(np.arange(k) % 2 == 0)).then(pl.col("image_sha256"))
+                    .otherwise(df["image_sha256"].head(k)))
+                df = pl.concat([copy.hstack(df.head(k).drop("image_sha256", "image_dhash")).select(df.columns),
+                                df.slice(k)])
+            if name == "medtrinity" and f == 0:
+                df = df.with_columns(prompt=pl.when(pl.int_range(pl.len()) < 500)
+                                     .then(pl.lit(text_q[0])).otherwise(pl.col("prompt")))
+            frames.append(df)
+        write_source(root, name, frames)
+    return parts
+
+
+def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
+    """Generate the index (timed), then time `mix` over it in a child process; seconds and peak RSS."""
+    tmp = tempfile.TemporaryDirectory(prefix="mix26m-") if keep is None else None
+    root = Path(tmp.name) if tmp else keep
+    assert root is not None
+    t0 = time.perf_counter()
+    parts = generate(root / "data", n)
+    gen_s = time.perf_counter() - t0
+    (root / "spec.yaml").write_text(SPEC)
+    code = ("import json,resource,sys,time;from pathlib import Path;from medmo_data.mix import mix,MixOptions;"
+            "t=time.perf_counter();m,_=mix(Path(sys.argv[1]),MixOptions(data=Path(sys.argv[2]),out=Path(sys.argv[3])));"
+            "print(json.dumps({'mix_s':time.perf_counter()-t,'samples':m['samples'],'filters':m['filters']['by_reason'],"
+            "'decontam':m['filters']['decontam']['by_benchmark'],"
+            "'peak_rss_mib':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+    proc = subprocess.run([sys.executable, "-c", code, str(root / "spec.yaml"), str(root / "data"),
+                           str(root / "out" / "stage9.json")], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.update(n=n, sources=parts, generate_s=round(gen_s, 1), mix_s=round(res["mix_s"], 1),
+               peak_rss_mib=round(res["peak_rss_mib"]),
+               index_bytes=sum(p.stat().st_size for p in (root / "data").rglob("*.parquet")))
+    res["child_peak_rss_mib_rusage"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    if tmp:
+        tmp.cleanup()
+    return res
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    keep = Path(sys.argv[sys.argv.index("--keep") + 1]) if "--keep" in sys.argv else None
+    if keep is not None and str(keep) in args:
+        args.remove(str(keep))
+    print(json.dumps(run(int(float(args[0])) if args else 26_000_000, keep), indent=1))

@@ -1,0 +1,149 @@
+"""Decontamination: planted exact and near copies of test items are caught, near-misses are spared."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+from medmo_data.decontam import DecontamOptions, ItemSet, items_from_file
+from medmo_data.fingerprint import dhash64, pixel_sha256
+from medmo_data.mix import MixOptions, mix
+from medmo_data.stage import load_stage_manifest
+from tests.fixtures._images import grey
+from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
+
+# A MedQA-style stem (45 words) and edits of it.
+STEM = ("A 67-year-old man presents to the emergency department with sudden onset of crushing substernal chest "
+        "pain radiating to the left arm that began two hours ago while shovelling snow. He has a history of "
+        "hypertension and smoking. Which of the following is the most likely diagnosis?")
+NEAR = STEM.replace("67-year-old man", "67 year old male").replace("shovelling", "clearing")
+MISS = ("A 12-year-old girl presents with sudden onset of crushing substernal chest pain after a fall from her "
+        "bicycle; she is otherwise healthy. Which of the following is the most likely cause of her symptoms?")
+
+
+def fp(img: Image.Image) -> tuple[str, int]:
+    return pixel_sha256(np.asarray(img)), dhash64(img)
+
+
+def test_text_and_image_copies_are_caught(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    a = Image.fromarray(grey(128, 128, seed=1, boxes=[(10, 10, 60, 90), (70, 20, 120, 50)]))
+    b = Image.fromarray(grey(128, 128, seed=9, boxes=[(60, 70, 120, 120)]))
+    a.save(bench / "a.png")
+    (bench / "medqa.jsonl").write_text(json.dumps({"question": STEM, "options": {"A": "MI"}, "answer_idx": "A"}) + "\n")
+    (bench / "omni.jsonl").write_text(json.dumps({"question": "What modality is shown?", "image": "a.png",
+                                                  "id": "omni-1"}) + "\n")
+    sa, da = fp(a)
+    buf = io.BytesIO()
+    a.save(buf, "JPEG", quality=90)  # a re-encoded copy: other pixels, a close dHash
+    s_near, d_near = fp(Image.open(buf).convert(a.mode))
+    s_miss, d_miss = fp(b)
+    assert s_near != sa and bin((d_near ^ da) & (2**64 - 1)).count("1") <= 4
+    data = tmp_path / "data"
+    write_source(data, "medical_meadow_medqa", [
+        index_row("exact", prompt=f"Q:{STEM}? \n{{'A': 'MI', 'B': 'PE'}},", task="mcq"),
+        index_row("near", prompt=NEAR, task="mcq"),
+        index_row("miss", prompt=MISS, task="mcq"),
+    ])
+    write_source(data, "roco", [
+        index_row("img_exact", sha=sa, dhash=da), index_row("img_near", sha=s_near, dhash=d_near),
+        index_row("img_miss", sha=s_miss, dhash=d_miss), index_row("same_q_other_image", sha="ab" * 32, dhash=5,
+                                                                   prompt="What modality is shown?", task="vqa"),
+    ])
+    spec = spec_file(tmp_path, ["medical_meadow_medqa", "roco"])
+    man, out = mix(spec, MixOptions(data=data, out=tmp_path / "m.json",
+                                    benchmarks={"medqa": bench / "medqa.jsonl", "OmniMedVQA": bench / "omni.jsonl"}))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    got = {r["key"]: (r["benchmark"], r["rule"], r["item_id"]) for r in rows}
+    assert got == {"exact": ("MedQA", "text_ngram", "0"), "near": ("MedQA", "text_ngram", "0"),
+                   "img_exact": ("OmniMedVQA", "image_exact", "omni-1"),
+                   "img_near": ("OmniMedVQA", "image_near", "omni-1")}
+    score = {r["key"]: r["score"] for r in rows}
+    assert score["exact"] == 1.0 and 0.5 <= score["near"] < 1.0
+    assert man["filters"]["decontam"]["by_benchmark"] == {"MedQA": 2, "OmniMedVQA": 2}
+    assert man["filters"]["decontam"]["test_items"] == {"MedQA": 1, "OmniMedVQA": 1}
+    st = load_stage_manifest(out)
+    assert {s.name: s.excluded_keys for s in st.sources} == {"medical_meadow_medqa": {"exact", "near"},
+                                                           "roco": {"img_exact", "img_near"}}
+
+
+def test_near_miss_scores_stay_below_the_threshold():
+    opts = DecontamOptions()
+    import polars as pl
+
+    from medmo_data.decontam import ITEM_COLS
+
+    items = pl.DataFrame([{"benchmark": "MedQA", "own": "medqa", "item_id": "1", "prompt": STEM, "prompt_sha1": "x",
+                           "shas": [], "dhashes": [], "pmcids": []}], schema=ITEM_COLS)
+    ts = ItemSet(items, opts)
+    chunk = pl.DataFrame({"row": [0, 1], "prompt": [NEAR, MISS], "prompt_norm_sha1": ["a", "b"],
+                          "image_sha256": [[], []], "image_dhash": [[], []], "id": ["n", "m"]},
+                         schema_overrides={"image_sha256": pl.List(pl.String), "image_dhash": pl.List(pl.Int64)})
+    # containment threshold 0: every overlapping pair is reported with its score
+    ts0 = ItemSet(items, DecontamOptions(containment=0.0))
+    scores = dict(ts0.match(chunk).select("row", "score").iter_rows())
+    assert scores[0] >= 0.5 > scores[1] > 0.0
+    assert ts.match(chunk)["row"].to_list() == [0]
+
+
+def test_own_source_images_need_the_question_too(vqa_rad, tmp_path):  # noqa: F811
+    """VQA-RAD's official split asks train and test questions about the same images: a train question on
+    a test image stays; the test question itself on that image, or that image in another source, goes."""
+    import polars as pl
+
+    test = pl.read_parquet(vqa_rad / "vqa_rad" / "test-000000.index.parquet").row(0, named=True)
+    sha, dh = test["image_sha256"][0], test["image_dhash"][0]
+    data = tmp_path / "data"
+    import shutil
+    shutil.copytree(vqa_rad / "vqa_rad", data / "vqa_rad_copy")
+    write_source(data, "vqa_rad", [
+        index_row("other_q", sha=sha, dhash=dh, task="vqa", prompt="Is this a CT?"),
+        index_row("same_q", sha=sha, dhash=dh, task="vqa", prompt=test["prompt"]),
+    ] + [index_row("test1", split="test", sha=sha, dhash=dh, task="vqa", prompt=test["prompt"])])
+    write_source(data, "pmc_oa", [index_row("elsewhere", sha=sha, dhash=dh)])
+    man, out = mix(spec_file(tmp_path, ["vqa_rad", "pmc_oa"]), MixOptions(data=data, out=tmp_path / "m.json"))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert {(r["source"], r["key"], r["benchmark"], r["rule"]) for r in rows} == {
+        ("vqa_rad", "same_q", "VQA-RAD", "image_exact"), ("pmc_oa", "elsewhere", "VQA-RAD", "image_exact")}
+
+
+def test_traps_and_pmc_articles(tmp_path):
+    data = tmp_path / "data"
+    write_source(data, "medreason", [
+        index_row("m1", prompt="q one", meta=json.dumps({"dataset_name": "MMLU"})),
+        index_row("m2", prompt="q two", meta=json.dumps({"dataset_name": "medqa"})),
+        index_row("m3", prompt="q three", meta=json.dumps({"dataset_name": "pubmedqa_labeled"})),
+    ])
+    write_source(data, "medical_meadow_mmmlu", [index_row("x1", prompt="anatomy q"), index_row("x2", prompt="b")])
+    write_source(data, "pmc_oa", [index_row("PMC1234567_00002.jpg", sha="01" * 32, dhash=11),
+                                  index_row("PMC7654321_00001.jpg", sha="02" * 32, dhash=12)])
+    write_source(data, "pmc_vqa", [index_row("pmcvqa-7", id="PMC1234567_Fig1_3.jpg", sha="03" * 32, dhash=13,
+                                             task="vqa", prompt="What is shown?")])
+    bench = tmp_path / "test_2.csv"
+    bench.write_text("Figure_path,Question,Answer\nPMC1234567_Fig2_41.jpg,What modality is used?,B\n")
+    man, out = mix(spec_file(tmp_path, ["medreason", "medical_meadow_mmmlu", "pmc_oa", "pmc_vqa"]),
+                   MixOptions(data=data, out=tmp_path / "m.json", benchmarks={"PMC-VQA": bench}))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert {(r["key"], r["reason"], r["benchmark"]) for r in rows} == {
+        ("m1", "trap", "MMLU-Med"), ("m3", "trap", "PubMedQA"), ("x1", "trap", "MMLU-Med"),
+        ("x2", "trap", "MMLU-Med"), ("PMC1234567_00002.jpg", "decontam", "PMC-VQA")}
+    assert man["filters"]["traps"] == {"MMLU-Med": 3, "PubMedQA": 1}
+    assert [r["rule"] for r in rows if r["reason"] == "decontam"] == ["pmcid"]
+
+
+def test_benchmark_file_formats(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps([{"id": "u-1", "data": {"Question": "Does X cause Y?",
+                                                                        "Options": {"A": "yes"}}}]))
+    (tmp_path / "m.csv").write_text("question,A,B\nWhich nerve?,x,y\n")
+    (tmp_path / "x.jsonl").write_text(json.dumps({"id": "Text-1001", "question": "A patient...",
+                                                  "image_sha256": "ff" * 32, "image_dhash": 99}) + "\n")
+    p = items_from_file("pubmedqa", tmp_path / "p.json").row(0, named=True)
+    assert (p["benchmark"], p["item_id"], p["prompt"], p["own"]) == ("PubMedQA", "u-1", "Does X cause Y?", "pubmedqa")
+    m = items_from_file("mmlu-med", tmp_path / "m.csv").row(0, named=True)
+    assert (m["benchmark"], m["item_id"], m["prompt"]) == ("MMLU-Med", "0", "Which nerve?")
+    x = items_from_file("MedXpertQA", tmp_path / "x.jsonl").row(0, named=True)
+    assert (x["item_id"], x["shas"], x["dhashes"]) == ("Text-1001", ["ff" * 32], [99])

@@ -1,0 +1,219 @@
+"""`medmo-data mix`: spec files, determinism, missing sources, licence filters, dedup, token budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from medmo_data.cli import app
+from medmo_data.mix import MixError, MixOptions, licence_classes, load_spec, mix
+from medmo_data.stage import load_stage_manifest
+from medmo_data.writer import INDEX_SCHEMA
+from tests.helpers import build_fixture, read_samples
+
+SPECS = Path(__file__).resolve().parent.parent / "manifests"
+COMMON = {"lr_scheduler_type": "cosine", "bf16": True, "adam_beta1": 0.9, "adam_beta2": 0.999,
+          "weight_decay": 0.1, "warmup_ratio": 0.1, "seed": 42}
+
+
+def index_row(key: str, **kw: Any) -> dict[str, Any]:
+    """One index row in INDEX_SCHEMA with defaults; kw overrides (sha/dhash as single images)."""
+    sha, dh = kw.pop("sha", None), kw.pop("dhash", None)
+    row = {"key": key, "shard": "train-000000.tar", "id": key, "split": "train", "task": "caption",
+           "modality": "xray", "license": "CC-BY-4.0", "access": "open", "n_images": 1 if sha else 0,
+           "widths": [512] if sha else [], "heights": [512] if sha else [], "image_sha256": [sha] if sha else [],
+           "image_dhash": [dh] if sha else [], "prompt": "Describe the image.", "prompt_norm_sha1": "",
+           "answer_norm_sha1": "", "prompt_chars": 0, "answer_chars": 0, "prompt_words": 0, "n_objects": 0,
+           "box_areas": [], "system": "", "meta": "{}"}
+    row.update(kw)
+    from medmo_data.fingerprint import text_sha1
+    if not row["prompt_norm_sha1"]:
+        row["prompt_norm_sha1"] = text_sha1(row["prompt"])
+    row["answer_norm_sha1"] = row["answer_norm_sha1"] or text_sha1(kw.get("answer", key))
+    row.pop("answer", None)
+    row["prompt_chars"] = len(row["prompt"])
+    return row
+
+
+def write_source(data: Path, name: str, rows: list[dict[str, Any]], license: str = "CC-BY-4.0",
+                 access: str = "open") -> Path:
+    """A built source as mix sees it: per-shard index Parquet + manifest.json (tars are never read)."""
+    d = data / name
+    d.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for split in sorted({r["split"] for r in rows}):
+        part = [dict(r, shard=f"{split}-000000.tar", license=license, access=access) for r in rows
+                if r["split"] == split]
+        pq.write_table(pa.Table.from_pylist(part, schema=INDEX_SCHEMA), d / f"{split}-000000.index.parquet")
+        shards.append({"path": f"{split}-000000.tar", "split": split, "group": split, "samples": len(part),
+                       "bytes": 1, "sha256": "ab" * 32, "index": f"{split}-000000.index.parquet"})
+    (d / "manifest.json").write_text(json.dumps({"source": name, "license": license, "access": access,
+                                                 "shards": shards}))
+    return d
+
+
+def spec_file(tmp: Path, sources: list[str], **extra: Any) -> Path:
+    import yaml
+
+    spec = {"stage": 2, "kind": "sft", "image": {"min_pixels": 65536, "max_pixels": 1638400},
+            "sources": [{"name": s, "weight": 1.0} for s in sources], "training": {"seed": 42}, **extra}
+    p = tmp / "spec.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+@pytest.fixture(scope="module")
+def vqa_rad(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("vqa")
+    build_fixture("vqa_rad", tmp)
+    return tmp / "out"
+
+
+def test_specs_match_the_paper():
+    want = {1: (10, 2, 1e-5, 1, 768 * 768), 2: (2, 8, 8e-6, 1, 1280 * 1280), 3: (14, 2, 5e-6, 1, None),
+            4: (2, 4, 1e-6, 2, 16777216)}
+    for stage, (bs, acc, lr, ep, px) in want.items():
+        s = load_spec(SPECS / f"stage{stage}.yaml")
+        t = s["training"]
+        assert (s["stage"], s["kind"]) == (stage, "grpo" if stage == 4 else "sft")
+        assert (t["per_device_train_batch_size"], t["gradient_accumulation_steps"], t["learning_rate"],
+                t["num_train_epochs"]) == (bs, acc, lr, ep)
+        assert {k: t[k] for k in COMMON} == COMMON
+        assert (s["image"] or {}).get("max_pixels") == px
+        assert all(x["weight"] == 1.0 for x in s["sources"]) and s["weight_meaning"] == "epochs"
+    s4 = load_spec(SPECS / "stage4.yaml")
+    assert {x["name"] for x in s4["sources"]} == {"nih_chestxray_bbox", "deeplesion", "bacteria", "ctc", "slake",
+                                                 "grazpedwri_dx", "medsg"}
+    assert {k: s4["training"][k] for k in ("num_generations", "epsilon", "epsilon_high", "max_completion_length",
+                                           "loss_type", "max_prompt_tokens")} == {
+        "num_generations": 8, "epsilon": 0.15, "epsilon_high": 0.25, "max_completion_length": 1024,
+        "loss_type": "dapo", "max_prompt_tokens": 2048}
+    assert s4["budget"]["max_prompt_tokens"] == 2048
+    assert [x["name"] for x in load_spec(SPECS / "stage1.yaml")["sources"]] == ["medtrinity"]
+    s2 = {x["name"] for x in load_spec(SPECS / "stage2.yaml")["sources"]}
+    assert len(s2) == 26 and {"vqa_rad", "slake", "pmc_vqa", "pmc_oa", "medsg", "ct_rate"} <= s2
+    s3 = [x["name"] for x in load_spec(SPECS / "stage3.yaml")["sources"]]
+    assert len(s3) == 18 and "medical_meadow_mmmlu" not in s3 and s3[0] == "medqa"
+
+
+def test_mix_writes_the_loader_shape_and_is_deterministic(vqa_rad, tmp_path):
+    spec = spec_file(tmp_path, ["vqa_rad"])
+    out = tmp_path / "m" / "stage2.json"
+    man, _ = mix(spec, MixOptions(data=vqa_rad, out=out, seed=7))
+    first = out.read_bytes(), out.with_name("stage2.excluded.jsonl").read_bytes()
+    mix(spec, MixOptions(data=vqa_rad, out=out, seed=7))
+    assert (out.read_bytes(), out.with_name("stage2.excluded.jsonl").read_bytes()) == first
+    mix(spec, MixOptions(data=vqa_rad, out=out, seed=8))
+    assert out.read_bytes() != first[0] and json.loads(out.read_bytes())["seed"] == 8
+    st = load_stage_manifest(out)
+    assert (st.stage, st.kind, st.seed, st.box_format) == (2, "sft", 8, "qwen3")
+    src = st.sources[0]
+    assert (src.name, src.samples, src.weight) == ("vqa_rad", 7, 1.0)  # the 7 train records of the fixture
+    assert [s.path.resolve() for s in src.shards] == [(vqa_rad / "vqa_rad" / "train-000000.tar").resolve()]
+    built = json.loads((vqa_rad / "vqa_rad" / "manifest.json").read_text())
+    assert src.shards[0].sha256 == next(s["sha256"] for s in built["shards"] if s["split"] == "train")
+    assert man["filters"]["decontam"]["test_items"] == {"VQA-RAD": 2}
+    assert man["sources"][0]["draws"] == 7 and man["weight_meaning"] == "probability"
+
+
+def test_missing_sources_are_named_with_the_build_command(vqa_rad, tmp_path):
+    spec = spec_file(tmp_path, ["vqa_rad", "nih_vqa", "no_such_source"])
+    with pytest.raises(MixError) as e:
+        mix(spec, MixOptions(data=vqa_rad, out=tmp_path / "s.json"))
+    msg = str(e.value)
+    assert "2 of 3 sources are not ready" in msg
+    assert f"nih_vqa: not built -> medmo-data build --recipe nih_vqa --input RAW_DIR --output {vqa_rad}" in msg
+    assert "no_such_source: no recipe with this name" in msg
+    r = CliRunner().invoke(app, ["mix", "--spec", str(spec), "--data", str(vqa_rad), "--out", str(tmp_path / "s.json")])
+    assert r.exit_code == 2 and "nih_vqa: not built" in r.output
+    man, _ = mix(spec, MixOptions(data=vqa_rad, out=tmp_path / "s.json", allow_missing=True))
+    assert [s["name"] for s in man["sources"]] == ["vqa_rad"]
+    assert [m["name"] for m in man["filters"]["missing_sources"]] == ["nih_vqa", "no_such_source"]
+    r = CliRunner().invoke(app, ["mix", "--stage", "2", "--data", str(tmp_path / "empty"), "--allow-missing",
+                                 "--out", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+
+
+def test_licence_and_access_filters(tmp_path):
+    data = tmp_path / "data"
+    write_source(data, "a", [index_row("a1", sha="11" * 32, dhash=1)], license="CC-BY-NC-SA-4.0")
+    write_source(data, "b", [index_row("b1", sha="22" * 32, dhash=2)], access="credentialed",
+                 license="PhysioNet Credentialed Health Data License")
+    write_source(data, "c", [index_row("c1", sha="33" * 32, dhash=3)], license="CC0-1.0")
+    assert licence_classes("CC-BY-NC-SA-4.0", "open") == {"non-commercial", "share-alike"}
+    assert licence_classes("CC BY-NC-ND 4.0", "open") == {"non-commercial", "no-derivatives"}
+    assert licence_classes("UNVERIFIED", "open") == {"unknown"}
+    spec = spec_file(tmp_path, ["a", "b", "c"])
+    man, _ = mix(spec, MixOptions(data=data, out=tmp_path / "m.json", exclude_licence=["non-commercial"],
+                                  exclude_access=["credentialed"]))
+    assert [s["name"] for s in man["sources"]] == ["c"]
+    lic = man["filters"]["licence"]
+    assert lic["exclude_licence"] == ["non-commercial"] and lic["exclude_access"] == ["credentialed"]
+    assert [(d["name"], d["reason"], d["samples"]) for d in lic["sources_excluded"]] == [
+        ("a", "licence non-commercial (CC-BY-NC-SA-4.0)", 1), ("b", "access credentialed", 1)]
+    with pytest.raises(MixError, match="unknown filter value"):
+        mix(spec, MixOptions(data=data, out=tmp_path / "m.json", exclude_licence=["nc"]))
+
+
+def test_dedup_keeps_exactly_one_copy_by_priority(tmp_path):
+    data = tmp_path / "data"
+    x, y, z = "aa" * 32, "bb" * 32, "cc" * 32
+    hy = 0x0F0F_3C3C_5A5A_6996
+    write_source(data, "rocov2", [index_row("r1", sha=x, dhash=0x1234_5678_9ABC_DEF0),
+                                  index_row("r2", sha=y, dhash=hy),
+                                  index_row("q1", sha=z, dhash=7, task="vqa", prompt="Is there a mass?"),
+                                  index_row("q2", sha=z, dhash=7, task="vqa", prompt="Is this an MRI?"),
+                                  index_row("t1", prompt="What is asthma?", answer="A disease.")])
+    write_source(data, "roco", [index_row("o1", sha=x, dhash=0x1234_5678_9ABC_DEF0, prompt="Caption this."),
+                                index_row("o2", sha="dd" * 32, dhash=hy ^ 0b101),  # 2 bits: near copy
+                                index_row("o3", sha="ee" * 32, dhash=hy ^ 0x7F),  # 7 bits: not a copy
+                                index_row("q3", sha=z, dhash=7, task="vqa", prompt="Is there a mass?"),
+                                index_row("q4", sha=z, dhash=7, task="vqa", prompt="Where is the lesion?"),
+                                index_row("t2", prompt="what is   ASTHMA?", answer="A disease.")])
+    write_source(data, "pmc_oa", [index_row("p1", sha=x, dhash=0x1234_5678_9ABC_DEF0, task="report")])
+    man, out = mix(spec_file(tmp_path, ["rocov2", "roco", "pmc_oa"]), MixOptions(data=data, out=tmp_path / "m.json"))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    got = {(r["source"], r["key"]): (r["reason"], r["kept"]) for r in rows}
+    assert got == {("roco", "o1"): ("dup_image_exact", "rocov2/r1"), ("pmc_oa", "p1"): ("dup_image_exact", "rocov2/r1"),
+                   ("roco", "o2"): ("dup_image_near", "rocov2/r2"), ("roco", "q3"): ("dup_image_exact", "rocov2/q1"),
+                   ("roco", "t2"): ("dup_text_exact", "rocov2/t1")}
+    assert man["filters"]["dedup"]["by_rule"] == {"dup_image_exact": 3, "dup_image_near": 1, "dup_text_exact": 1}
+    assert {s["name"]: s["samples"] for s in man["sources"]} == {"rocov2": 5, "roco": 2, "pmc_oa": 0}
+    st = load_stage_manifest(out)
+    assert st.sources[1].excluded_keys == {"o1", "o2", "q3", "t2"}
+
+
+def test_budget_matches_the_tiny_processor(vqa_rad, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    pytest.importorskip("torchvision")
+    from medmo_train.tiny import build_processor
+
+    proc = build_processor()
+    proc.save_pretrained(tmp_path / "tiny")
+    bounds = {"min_pixels": 32 * 32 * 4, "max_pixels": 64 * 64 * 4}
+    proc.image_processor.size = {"shortest_edge": bounds["min_pixels"], "longest_edge": bounds["max_pixels"]}
+    direct = {}
+    for s in read_samples(vqa_rad / "vqa_rad"):
+        if s["json"]["split"] != "train":
+            continue
+        prompt = [m for m in s["json"]["messages"] if m["role"] != "assistant"]
+        text = proc.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        import io
+        img = Image.open(io.BytesIO(s["0.jpg"])).convert("RGB")
+        direct[s["__key__"]] = len(proc(text=[text], images=[img])["input_ids"][0])
+    limit = int(np.median(list(direct.values())))
+    over = {k for k, v in direct.items() if v > limit}
+    assert 0 < len(over) < len(direct)
+    spec = spec_file(tmp_path, ["vqa_rad"], kind="grpo", image=bounds, budget={"max_prompt_tokens": limit})
+    man, out = mix(spec, MixOptions(data=vqa_rad, out=tmp_path / "s4.json", tokenizer=str(tmp_path / "tiny")))
+    b = man["filters"]["budget"]
+    assert (b["dropped"], b["max_tokens_seen"]) == (len(over), max(direct.values()))
+    assert load_stage_manifest(out).sources[0].excluded_keys == over
