@@ -1,0 +1,180 @@
+"""`python -m bench` (`make bench`): every row measured in this run against its side-by-side baseline.
+
+    python -m bench [--quick] [--only build,scaling,memory,png,mix,loader,reward] [--mix-n N]
+
+Prints one table and writes bench/results/<UTC timestamp>.json (machine, load average, every number).
+A row whose piece is missing (e.g. `medmo_data.mix` not installed) prints "not available" and the run
+goes on. No network; inputs are generated under a temporary folder that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import build_rows
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROWS = ("build", "scaling", "memory", "png", "mix", "loader", "reward")
+
+
+def _mix(n: int, timeout: int) -> dict[str, Any]:
+    """bench/mix_26m.py's run(n) in a child (its own timeout), so a long run cannot hang the suite."""
+    code = f"import json; from bench.mix_26m import run; print(json.dumps(run({n})))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=Path(__file__).resolve().parent.parent, check=False)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "mix failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the selected rows; each result or {"error"/"skipped": why}."""
+    work = build_rows.workdir()
+    scale = 0.1 if quick else 1.0
+    out: dict[str, Any] = {}
+
+    def step(name: str, fn: Callable[[], Any], needs: str | None = None) -> None:
+        if name not in rows:
+            return
+        if needs and not _available(needs):
+            out[name] = {"skipped": f"not available: {needs} is not installed"}
+            log(f"[bench] {name}: not available ({needs})")
+            return
+        t = time.perf_counter()
+        log(f"[bench] {name} ...")
+        try:
+            out[name] = fn()
+        except subprocess.TimeoutExpired as exc:
+            out[name] = {"skipped": f"timed out after {exc.timeout:.0f} s"}
+        except Exception as exc:  # noqa: BLE001 - one broken row must not hide the others
+            out[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+        log(f"[bench] {name} done in {time.perf_counter() - t:.0f} s")
+
+    try:
+        step("build", lambda: [build_rows.throughput(c, work, n=max(10, int(c.n * scale)),
+                                                     repeats=1 if quick else 2)
+                               for c in build_rows.CASES])
+        step("scaling", lambda: build_rows.scaling(work, n=max(40, int(400 * scale)),
+                                                   shard_samples=max(5, int(50 * scale))))
+        step("memory", lambda: build_rows.memory(work, n=max(20, int(300 * scale))))
+        step("png", lambda: build_rows.png_levels(work, n=max(8, int(40 * scale))))
+        step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout), needs="medmo_data.mix")
+        step("loader", lambda: __import__("bench.loader", fromlist=["run"]).run(
+            work, n_images=max(10, int(60 * scale)), n_text=max(50, int(600 * scale))), needs="medmo_train.data")
+        step("reward", lambda: __import__("bench.reward", fromlist=["run"]).run(
+            cases=max(30, int(300 * scale))), needs="medmo_train.rewards")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _ok(value: float, target: float, higher: bool = True) -> str:
+    return "yes" if (value >= target if higher else value <= target) else "NO"
+
+
+def table(res: dict[str, Any]) -> str:
+    """The printed table: what, measured, baseline, ratio, target, met."""
+    lines: list[tuple[str, ...]] = [("row", "measured", "baseline", "ratio", "target", "met")]
+
+    def bad(name: str) -> bool:
+        r = res.get(name)
+        if isinstance(r, dict) and ("skipped" in r or "error" in r):
+            lines.append((name, r.get("skipped") or r.get("error", ""), "", "", "", ""))
+            return True
+        return r is None
+
+    if not bad("build"):
+        for r in res["build"]:
+            lines.append((f"build/core {r['what']}", f"{r['build_sps']:.1f} samples/s",
+                          f"{r['baseline_sps']:.1f}", f"{r['ratio_wall']:.2f} (cpu {r['ratio_cpu']:.2f})",
+                          ">= 0.90", _ok(max(r["ratio_wall"], r["ratio_cpu"]), 0.9)))
+            if "bytes_only_sps" in r:
+                lines.append(("  jpeg: bytes-only copy, no validation", "", f"{r['bytes_only_sps']:.0f}",
+                              f"{r['build_sps'] / r['bytes_only_sps']:.2f}", "(info)", ""))
+    if not bad("scaling"):
+        r = res["scaling"]
+        lines.append((f"--workers 2 vs 1 ({r['samples']} DeepLesion)", f"{r['workers2_s']:.1f} s",
+                      f"{r['workers1_s']:.1f} s", f"{r['speedup']:.2f}x, same bytes {r['same_bytes']}",
+                      ">= 1.7x", _ok(r["speedup"], 1.7)))
+    if not bad("memory"):
+        r = res["memory"]
+        lines.append((f"peak RSS {r['samples_10x']} vs {r['samples_1x']} samples", f"{r['peak_mib_10x']:.0f} MiB",
+                      f"{r['peak_mib_1x']:.0f} MiB", f"{r['ratio']:.2f}x", "<= 1.2x", _ok(r["ratio"], 1.2, False)))
+    if not bad("png"):
+        ref = next((x for x in res["png"] if x["png_level"] == 4), res["png"][0])
+        for r in res["png"]:
+            lines.append((f"PNG level {r['png_level']} (CT 512^2)", f"{r['samples_per_s']:.1f} samples/s",
+                          f"{r['bytes_per_sample'] / 1024:.0f} KiB/sample",
+                          f"size x{r['bytes_per_sample'] / ref['bytes_per_sample']:.2f} vs level 4", "(info)", ""))
+    if not bad("mix"):
+        r = res["mix"]
+        lines.append((f"mix over {r.get('n', 0) / 1e6:.1f}M index rows", f"{r.get('mix_s', 0):.0f} s",
+                      f"generate {r.get('generate_s', 0):.0f} s", f"peak {r.get('peak_rss_mib', 0):.0f} MiB",
+                      "(info)", ""))
+    if not bad("loader"):
+        for r in res["loader"]:
+            lines.append((f"adapter stage {r['stage']} (batch {r['batch']})", f"{r['adapter_sps']:.1f} samples/s",
+                          f"{r['plain_read_sps']:.0f} (tar+decode)",
+                          f"{r['ratio']:.3f}; rows only {r['rows_sps']:.0f}/s", "(info)", ""))
+    if not bad("reward"):
+        for r in res["reward"]:
+            lines.append((f"box_score, {r['boxes']} pred x {r['boxes']} gt", f"{r['vectorized_us']:.0f} us",
+                          f"{r['naive_us']:.0f} us (naive)", f"{r['speedup']:.1f}x", ">= 10x",
+                          _ok(r["speedup"], 10.0)))
+    widths = [max(len(row[i]) for row in lines) for i in range(6)]
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))  # noqa: E731
+    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="about a tenth of the samples (smoke run)")
+    ap.add_argument("--only", default=",".join(ROWS), help=f"comma list of rows: {','.join(ROWS)}")
+    ap.add_argument("--mix-n", type=int, default=26_000_000, help="index rows for the mix row")
+    ap.add_argument("--mix-timeout", type=int, default=300, help="seconds before the mix row gives up")
+    ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/<ts>.json)")
+    args = ap.parse_args(argv)
+    rows = tuple(r.strip() for r in args.only.split(",") if r.strip())
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        ap.error(f"--only: unknown rows {sorted(unknown)}")
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()
+    res = collect(rows, args.quick, args.mix_n, args.mix_timeout, log=lambda m: print(m, file=sys.stderr))
+    doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": args.quick,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "platform": platform.platform(), "loadavg_start": load0, "loadavg_end": os.getloadavg()},
+           "seconds": round(time.perf_counter() - t0, 1), "results": res}
+    path = args.out or RESULTS / f"{doc['when'].replace(':', '')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    print(table(res))
+    print(f"\n{os.cpu_count()} CPUs, load average {load0[0]:.1f} at start / {os.getloadavg()[0]:.1f} at end "
+          f"(other processes share these cores: ratios are same-run pairs, absolute rates vary); "
+          f"{doc['seconds']:.0f} s; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

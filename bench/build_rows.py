@@ -1,0 +1,146 @@
+"""Build rows: per-core throughput of `build` against the baseline loop, `--workers` scaling, peak
+memory at 1x and 10x samples, and the PNG level trade-off. Every pair runs in the same process on the
+same inputs, alternating (build, baseline, build, baseline ...) so background load hits both sides;
+the best of the repeats is kept (the least disturbed run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import baselines, gen
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    what: str
+    recipe: str
+    make: Callable[[Path, int], Path]
+    baseline: str
+    n: int  # samples in the full bench
+
+
+CASES = [
+    Case("ct_dicom_raw", "DICOM CT 512^2, uncompressed", "folder",
+         lambda r, n: gen.ct_dicom_folder(r, n, "explicit"), "ct_dicom", 300),
+    Case("ct_dicom_rle", "DICOM CT 512^2, RLE Lossless", "folder",
+         lambda r, n: gen.ct_dicom_folder(r, n, "rle"), "ct_dicom", 200),
+    Case("ct_dicom_j2k", "DICOM CT 512^2, JPEG 2000 lossless", "folder",
+         lambda r, n: gen.ct_dicom_folder(r, n, "j2k"), "ct_dicom", 120),
+    Case("deeplesion", "DeepLesion 16-bit PNG 512^2", "deeplesion", gen.deeplesion, "deeplesion", 300),
+    Case("jpeg", "VQA-RAD JPEG pass-through 512^2", "vqa_rad", gen.vqa_rad, "jpeg", 600),
+    Case("multi_image", "2-view report (2 PNG 512^2)", "folder", gen.multi_image_reports, "multi_image", 150),
+    Case("text", "MedQA text-only MCQ", "medqa", gen.medqa, "text", 5000),
+]
+
+
+def _build(recipe: str, raw: Path, out: Path, workers: int = 1, png_level: int = 4,
+           shard_samples: int = 1000) -> dict[str, Any]:
+    from medmo_data.build import BuildOptions, build
+    from medmo_data.normalize import NormalizeOptions
+    from medmo_data.recipe import get_recipe
+
+    shutil.rmtree(out, ignore_errors=True)
+    opts = BuildOptions(output=out, workers=workers, shard_samples=shard_samples,
+                        normalize=NormalizeOptions(png_level=png_level))
+    res = build(get_recipe(recipe), raw, opts)
+    return res.manifest
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    val = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, val
+
+
+def throughput(case: Case, work: Path, n: int | None = None, repeats: int = 2) -> dict[str, Any]:
+    """samples/s of build (workers=1) vs the baseline loop; wall and CPU-time ratios."""
+    n = n or case.n
+    raw = case.make(work / f"raw_{case.name}", n)
+    base = baselines.BASELINES[case.baseline]
+    bw, bc, ww, wc = [], [], [], []
+    written = 0
+    for _ in range(repeats):
+        w, c, man = _timed(lambda: _build(case.recipe, raw, work / "out"))
+        written = man["counts"]["written"]
+        bw.append(w)
+        bc.append(c)
+        w, c, k = _timed(lambda: base(raw, work / "baseline.tar"))
+        ww.append(w)
+        wc.append(c)
+    assert written == k == n, f"{case.name}: build wrote {written}, baseline {k}, expected {n}"
+    out_bytes = sum(p.stat().st_size for p in (work / "out").rglob("*.tar"))
+    row = {"case": case.name, "what": case.what, "samples": n,
+           "build_sps": n / min(bw), "baseline_sps": n / min(ww),
+           "ratio_wall": min(ww) / min(bw), "ratio_cpu": min(wc) / min(bc),
+           "build_cpu_ms_per_sample": 1000 * min(bc) / n, "baseline_cpu_ms_per_sample": 1000 * min(wc) / n,
+           "out_bytes_per_sample": out_bytes / n}
+    if case.name == "jpeg":  # what the validation decode costs: bytes-only copy as a second baseline
+        w, c, _ = _timed(lambda: baselines.jpeg_bytes_only(raw, work / "baseline.tar"))
+        row["bytes_only_sps"] = n / w
+    shutil.rmtree(raw, ignore_errors=True)
+    shutil.rmtree(work / "out", ignore_errors=True)
+    return row
+
+
+def scaling(work: Path, n: int = 400, shard_samples: int = 50) -> dict[str, Any]:
+    """The same DeepLesion build with --workers 1 and 2 (wall time; the box has 2 shared cores)."""
+    raw = gen.deeplesion(work / "raw_scaling", n)
+    t1, _, m1 = _timed(lambda: _build("deeplesion", raw, work / "s1", workers=1, shard_samples=shard_samples))
+    t2, _, m2 = _timed(lambda: _build("deeplesion", raw, work / "s2", workers=2, shard_samples=shard_samples))
+    same = [s["sha256"] for s in m1["shards"]] == [s["sha256"] for s in m2["shards"]]
+    for p in ("raw_scaling", "s1", "s2"):
+        shutil.rmtree(work / p, ignore_errors=True)
+    return {"samples": n, "shard_samples": shard_samples, "workers1_s": t1, "workers2_s": t2,
+            "speedup": t1 / t2, "same_bytes": same, "cpus": os.cpu_count(),
+            "loadavg_1m": os.getloadavg()[0]}
+
+
+def _peak_rss_child(recipe: str, raw: Path, out: Path, shard_samples: int) -> float:
+    """Peak RSS (MiB) of a fresh interpreter that runs one build (workers=1: all work in that process)."""
+    code = ("import resource,sys,json;from pathlib import Path;from bench.build_rows import _build;"
+            f"_build({recipe!r}, Path({str(raw)!r}), Path({str(out)!r}), shard_samples={shard_samples});"
+            "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(res.stdout.strip().splitlines()[-1]) / 1024
+
+
+def memory(work: Path, n: int = 300, shard_samples: int = 100, size: int = 256) -> dict[str, Any]:
+    """Peak RSS of a DeepLesion build at n and 10n samples (same shard size)."""
+    out = {"samples_1x": n, "samples_10x": 10 * n, "image_side": size}
+    for mult in (1, 10):
+        raw = gen.deeplesion(work / f"raw_mem{mult}", n * mult, size=size)
+        out[f"peak_mib_{mult}x"] = _peak_rss_child("deeplesion", raw, work / f"mem{mult}", shard_samples)
+        shutil.rmtree(raw, ignore_errors=True)
+        shutil.rmtree(work / f"mem{mult}", ignore_errors=True)
+    out["ratio"] = out["peak_mib_10x"] / out["peak_mib_1x"]
+    return out
+
+
+def png_levels(work: Path, n: int = 40, levels: tuple[int, ...] = (1, 4, 6, 9)) -> list[dict[str, Any]]:
+    """CT slices (DICOM) built at each PNG zlib level: samples/s and bytes per sample."""
+    raw = gen.ct_dicom_folder(work / "raw_png", n, "explicit")
+    rows = []
+    for level in levels:
+        t, c, _ = _timed(lambda lv=level: _build("folder", raw, work / "png", png_level=lv))
+        size = sum(p.stat().st_size for p in (work / "png").rglob("*.tar"))
+        rows.append({"png_level": level, "samples_per_s": n / t, "cpu_ms_per_sample": 1000 * c / n,
+                     "bytes_per_sample": size / n})
+    shutil.rmtree(raw, ignore_errors=True)
+    shutil.rmtree(work / "png", ignore_errors=True)
+    return rows
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="medmo-bench-"))
