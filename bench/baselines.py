@@ -47,7 +47,8 @@ def _window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     v = values.astype(np.float64, copy=True)
     np.clip(v, lo, hi, out=v)
     v -= lo
-    v *= 255.0 / (hi - lo)
+    v *= 255.0
+    v /= hi - lo
     v += 0.5
     np.floor(v, out=v)
     return v.astype(np.uint8)

@@ -29,7 +29,6 @@ def test_dicom_generator_round_trips_hu(tmp_path):
 
 
 def test_baseline_window_is_the_library_rule():
-    import numpy as np
 
     from medmo_data.pixels import apply_window
 
