@@ -91,3 +91,20 @@ def test_row_shapes(built, tmp_path):  # noqa: F811
     assert row["fed_sizes"] == [[64, 64]] and row["image_sizes"] == [[512, 512]]
     assert row["labels"] and row["objects"] and row["box_format"] == "pixel"
     assert "in absolute pixels of the image" in row["prompt"][1]["content"][-1]["text"]
+
+
+def test_accelerate_configs_cover_every_engine_on_both_platforms():
+    from importlib.resources import files
+
+    import yaml
+
+    folder = files("medmo_train") / "accelerate_configs"
+    want = {"single_gpu": "NO", "ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp2": "FSDP"}
+    for name, kind in want.items():
+        for suffix in ("", "_rocm"):
+            cfg = yaml.safe_load((folder / f"{name}{suffix}.yaml").read_text())
+            assert cfg["distributed_type"] == kind and cfg["mixed_precision"] == "bf16", name + suffix
+            if kind == "DEEPSPEED":
+                assert cfg["deepspeed_config"]["zero_stage"] == int(name[-1])
+            if kind == "FSDP":
+                assert cfg["fsdp_config"]["fsdp_version"] == 2
