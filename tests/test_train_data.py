@@ -96,10 +96,10 @@ def test_row_shapes(built, tmp_path):  # noqa: F811
 def test_accelerate_configs_cover_every_engine_on_both_platforms():
     from pathlib import Path
 
-    import medmo_train
+    import medmo_train.rewards
     import yaml
 
-    folder = Path(medmo_train.__file__).parent / "accelerate_configs"
+    folder = Path(medmo_train.rewards.__file__).parent / "accelerate_configs"
     want = {"single_gpu": "NO", "ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp2": "FSDP"}
     for name, kind in want.items():
         for suffix in ("", "_rocm"):
