@@ -1,0 +1,150 @@
+"""IU-Xray (Indiana University Chest X-ray Collection, OpenI; Demner-Fushman et al., JAMIA 2016): ~3,955
+chest X-ray reports with frontal and lateral views. Report generation (findings + impression).
+
+Three layouts circulate; the first one found is read (the others' files are ignored):
+1. OpenI original (https://openi.nlm.nih.gov): `ecgen-radiology/<n>.xml` (from `NLMCXR_reports.tgz`) and the
+   PNGs `<parentImage id>.png` (from `NLMCXR_png.tgz`, in `NLMCXR_png/`, `images/` or the root). Report
+   sections from `AbstractText Label=FINDINGS|IMPRESSION`, the images from every `<parentImage>`.
+2. Kaggle `raddar/chest-xrays-indiana-university` (what MedMO's images came from): `indiana_reports.csv`
+   (`uid, MeSH, Problems, image, indication, comparison, findings, impression`) + `indiana_projections.csv`
+   (`uid, filename, projection`) + `images/images_normalized/<filename>`; frontal views first.
+3. R2Gen `annotation.json` (`{"train": [...], "val": [...], "test": [...]}`; entries `id, report,
+   image_path, split`, exactly two images `<id>/0.png`, `<id>/1.png` under `images/`). The report is
+   findings + impression already merged. One public copy keeps the test list under a key of four spaces:
+   any whitespace-only key is read as `test`.
+Splits: R2Gen's own splits (MedEvalKit's IU_XRAY test is the R2Gen test list). With layouts 1 and 2, an
+`annotation.json` beside them assigns each report (`CXR<uid>`) its R2Gen split, reports absent from it are
+train; without one, a stable hash of the report id gives ~70/10/20 (say so when comparing to benchmarks).
+Targets: findings, a blank line, impression; an empty findings (or impression) section is left out and a
+report with neither is rejected (`empty_report`). `XXXX` de-identification tokens are kept as they are;
+R2Gen-style lower-casing belongs in training, not here. Licence: OpenI terms, CC BY-NC-ND 4.0 as commonly
+cited (UNVERIFIED on the files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.reports import hash_split, join_report, openi_report, report_messages, tidy
+from medmo_data.sources import clean, iter_csv, load_json
+
+INFO = SourceInfo(
+    name="iu_xray", title="IU-Xray (Indiana University Chest X-ray, OpenI)", stages=(2,), tasks=("report",),
+    modality="xray", access="open", license="CC-BY-NC-ND-4.0 (OpenI terms; UNVERIFIED)",
+    homepage="https://openi.nlm.nih.gov/faq",
+    citation="Demner-Fushman et al., Preparing a collection of radiology examinations for distribution and "
+             "retrieval, JAMIA 2016",
+    image_format="png", images_per_sample=2,
+)
+R2GEN_SPLITS = {"train": "train", "val": "val", "test": "test"}
+
+
+def _r2gen_split_map(path: Path) -> dict[str, str]:
+    """CXR<n> -> our split, from an R2Gen annotation.json (ids look like CXR2384_IM-0942[-0001])."""
+    out: dict[str, str] = {}
+    for key, entries in load_json(path).items():
+        split = R2GEN_SPLITS.get(key.strip() or "test")
+        for e in entries if split and isinstance(entries, list) else []:
+            out[str(e.get("id", "")).split("_", 1)[0]] = split
+    return out
+
+
+def _split_for(uid: str, splits: dict[str, str] | None) -> str:
+    if splits is None:
+        return hash_split(uid, val=0.1, test=0.2)
+    return splits.get(uid, "train")
+
+
+def _sample(sid: str, split: str, findings: str, impression: str, report: str, images: list[ImageSource],
+            context: str, meta: dict[str, Any]) -> RawSample | Reject:
+    if not report:
+        return Reject(sid, "empty_report", "findings and impression are both empty")
+    if not images:
+        return Reject(sid, "no_image", "the report lists no image")
+    return RawSample(id=sid, split=split, task="report", images=images,
+                     messages=report_messages(report, sid, len(images), context),
+                     target={"report": report, "findings": findings, "impression": impression}, meta=meta)
+
+
+def _indication(text: str) -> str:
+    return f"Indication: {text}" if text else ""
+
+
+def _openi(root: Path, xml_dir: Path, splits: dict[str, str] | None) -> Iterator[RawSample | Reject]:
+    image_dirs = [d for d in (root / "NLMCXR_png", root / "images", root) if d.is_dir()]
+
+    def find(stem: str) -> ImageSource:
+        for d in image_dirs:
+            if (d / f"{stem}.png").exists():
+                return ImageSource(path=str(d / f"{stem}.png"))
+        return ImageSource(path=str(image_dirs[0] / f"{stem}.png"))  # missing: the library rejects it
+
+    files = sorted(xml_dir.glob("*.xml"), key=lambda p: (int(p.stem) if p.stem.isdigit() else 1 << 30, p.name))
+    for f in files:
+        try:
+            rep = openi_report(f.read_bytes())
+        except ValueError as exc:
+            yield Reject(f.name, "malformed_xml", f"{f}: {exc}")
+            continue
+        f_, i_ = rep.findings, rep.impression
+        yield _sample(rep.uid, _split_for(rep.uid, splits), f_, i_, join_report(f_, i_),
+                      [find(s) for s in rep.images], _indication(rep.indication),
+                      {"uid": rep.uid, "layout": "openi", "views": rep.captions, "mesh": "; ".join(rep.mesh)})
+
+
+def _kaggle(root: Path, splits: dict[str, str] | None) -> Iterator[RawSample | Reject]:
+    views: dict[str, list[tuple[int, str, str]]] = {}
+    for item in iter_csv(root / "indiana_projections.csv", required=["uid", "filename", "projection"]):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        _, row = item
+        proj = clean(row["projection"])
+        views.setdefault(clean(row["uid"]), []).append((0 if proj == "Frontal" else 1, clean(row["filename"]), proj))
+    img_dir = root / "images" / "images_normalized"
+    for item in iter_csv(root / "indiana_reports.csv", required=["uid", "findings", "impression", "indication"]):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        _, row = item
+        uid = f"CXR{clean(row['uid'])}"
+        f_, i_ = tidy(row["findings"]), tidy(row["impression"])
+        vs = sorted(views.get(clean(row["uid"]), []))
+        yield _sample(uid, _split_for(uid, splits), f_, i_, join_report(f_, i_),
+                      [ImageSource(path=str(img_dir / name)) for _, name, _ in vs], _indication(tidy(row["indication"])),
+                      {"uid": uid, "layout": "kaggle", "views": [p for _, _, p in vs], "mesh": clean(row.get("MeSH"))})
+
+
+def _r2gen(root: Path, path: Path) -> Iterator[RawSample | Reject]:
+    img_dir = root / "images"
+    for key, entries in load_json(path).items():
+        split = R2GEN_SPLITS.get(key.strip() or "test")
+        if split is None or not isinstance(entries, list):
+            raise SourceError(f"{path}: unexpected top-level key {key!r} (expected train/val/test)")
+        for n, e in enumerate(entries):
+            sid = clean(e.get("id")) if isinstance(e, dict) else ""
+            if not sid or not isinstance(e.get("image_path"), list):
+                yield Reject(f"{key.strip() or 'test'}[{n}]", "missing_field", "entry lacks id or image_path list")
+                continue
+            report = tidy(e.get("report"))
+            yield _sample(sid, split, "", "", report, [ImageSource(path=str(img_dir / p)) for p in e["image_path"]],
+                          "", {"uid": sid.split("_", 1)[0], "layout": "r2gen",
+                               "views": [Path(p).stem for p in e["image_path"]], "mesh": ""})
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    ann = root / "annotation.json"
+    splits = _r2gen_split_map(ann) if ann.exists() else None
+    xml_dir = root / "ecgen-radiology"
+    if xml_dir.is_dir():
+        yield from _openi(root, xml_dir, splits)
+    elif (root / "indiana_reports.csv").exists():
+        yield from _kaggle(root, splits)
+    elif ann.exists():
+        yield from _r2gen(root, ann)
+    else:
+        raise SourceError(f"{root}: no ecgen-radiology/*.xml, indiana_reports.csv or R2Gen annotation.json")
+

@@ -1,0 +1,28 @@
+from medmo_data.build import BuildOptions, build
+from medmo_data.recipe import get_recipe
+from tests.fixtures import rocov2 as fx
+from tests.helpers import build_fixture, by_id, read_samples, texts
+
+
+def test_rocov2_zenodo_layout(tmp_path):
+    res = build_fixture("rocov2", tmp_path)
+    m = res.manifest
+    assert m["counts"] == {"read": 5, "written": 3, "rejected": 2}
+    assert m["rejects_by_reason"] == {"empty_text": 1, "missing_image": 1}
+    s = by_id(read_samples(tmp_path / "out" / "rocov2"))
+    r = s["ROCOv2_2023_train_000001"]["json"]
+    assert texts(r, "assistant") == "Head CT demonstrating left temporal lobe hemorrhage (arrow)."
+    assert r["meta"]["cuis"] == ["C0040405", "C0019080"]
+    assert s["ROCOv2_2023_valid_000001"]["json"]["split"] == "val"  # image from valid_images/valid/
+    assert s["ROCOv2_2023_test_000001"]["json"]["split"] == "test"
+
+
+def test_rocov2_hub_parquet(tmp_path):
+    raw = tmp_path / "raw" / "rocov2"
+    fx.make_hub(raw)
+    res = build(get_recipe("rocov2"), raw, BuildOptions(output=tmp_path / "out"))
+    assert res.manifest["counts"] == {"read": 4, "written": 4, "rejected": 0}
+    s = by_id(read_samples(tmp_path / "out" / "rocov2"))
+    assert s["ROCOv2_2023_validation_000001"]["json"]["split"] == "val"
+    assert s["ROCOv2_2023_train_000001"]["json"]["meta"]["cuis"] == ["C0040405", "C0817096"]
+    assert texts(s["ROCOv2_2023_train_000002"]["json"], "assistant") == "train caption 2."
