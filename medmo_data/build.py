@@ -23,6 +23,7 @@ from . import manifest as manifest_mod
 from .keys import is_safe_key, make_key
 from .normalize import NormalizeOptions
 from .recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
+from .rejects import RejectLog
 from .schema import SPLITS
 from .writer import ShardTask, dump_json, finished, write_shard
 
@@ -92,7 +93,7 @@ class Chunk:
     samples: list[RawSample]
 
 
-def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: list[dict[str, str]],
+def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: RejectLog | list[dict[str, str]],
                 counters: Counter[str]) -> Iterator[Chunk]:
     """Stream records into chunks. Recipe-level rejects and duplicates go to `recipe_rejects`."""
     info = recipe.info_for(opts.recipe_options)
@@ -179,23 +180,26 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
     out_dir.mkdir(parents=True, exist_ok=True)
     info = recipe.info_for(opts.recipe_options)
     with _Lock(out_dir):
-        recipe_rejects: list[dict[str, str]] = []
-        counters: Counter[str] = Counter()
-        stats: list[dict[str, Any]] = []
-        reused = 0
-        chunks = plan_chunks(recipe, root, opts, recipe_rejects, counters)
-        if opts.workers <= 1:
-            for chunk in chunks:
-                done = finished(out_dir, chunk.task)
-                reused += done is not None
-                stats.append(done or _run_task(chunk, info, out_dir, opts))
-                if progress:
-                    progress(counters["read"])
-        else:
-            stats, reused = _run_parallel(chunks, info, out_dir, opts, counters, progress)
-        man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
-                                                recipe_rejects, counters["read"])
-        path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+        recipe_rejects = RejectLog(out_dir)
+        try:
+            counters: Counter[str] = Counter()
+            stats: list[dict[str, Any]] = []
+            reused = 0
+            chunks = plan_chunks(recipe, root, opts, recipe_rejects, counters)
+            if opts.workers <= 1:
+                for chunk in chunks:
+                    done = finished(out_dir, chunk.task)
+                    reused += done is not None
+                    stats.append(done or _run_task(chunk, info, out_dir, opts))
+                    if progress:
+                        progress(counters["read"])
+            else:
+                stats, reused = _run_parallel(chunks, info, out_dir, opts, counters, progress)
+            man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
+                                                    recipe_rejects, counters["read"])
+            path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+        finally:
+            recipe_rejects.close()
         _remove_stale(out_dir, stats)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 

@@ -8,6 +8,7 @@ Every reject (recipe-level and sample-level) is listed by id in `rejects.jsonl` 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -38,7 +39,8 @@ def make_source_manifest(info: SourceInfo, opts: BuildOptions, root: Path, finge
                          stats: list[dict[str, Any]], recipe_rejects: list[dict[str, str]],
                          read: int) -> dict[str, Any]:
     stats = sorted(stats, key=lambda s: s["name"])
-    reasons: Counter[str] = Counter(r["reason"] for r in recipe_rejects)
+    reasons: Counter[str] = Counter(getattr(recipe_rejects, "reasons", None)
+                                    or Counter(r["reason"] for r in recipe_rejects))
     tasks: Counter[str] = Counter()
     modalities: Counter[str] = Counter()
     splits: Counter[str] = Counter()
@@ -87,10 +89,16 @@ def make_source_manifest(info: SourceInfo, opts: BuildOptions, root: Path, finge
 
 def write(out_dir: Path, man: dict[str, Any], stats: list[dict[str, Any]],
           recipe_rejects: list[dict[str, str]]) -> Path:
-    lines = [dump_json({"stage": "recipe", **r}) for r in recipe_rejects]
-    for s in sorted(stats, key=lambda s: s["name"]):
-        lines += [dump_json({"stage": s["name"], **r}) for r in s["rejects"]]
-    _atomic_write(out_dir / REJECTS, b"".join(line + b"\n" for line in lines))
+    tmp = out_dir / f".{REJECTS}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:  # streamed: recipe rejects may be millions of rows
+        for r in recipe_rejects:
+            f.write(dump_json({"stage": "recipe", **r}) + b"\n")
+        for s in sorted(stats, key=lambda s: s["name"]):
+            for r in s["rejects"]:
+                f.write(dump_json({"stage": s["name"], **r}) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out_dir / REJECTS)
     path = out_dir / MANIFEST
     _atomic_write(path, json.dumps(man, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n")
     return path

@@ -102,7 +102,8 @@ def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
 
 def iter_parquet(paths: Iterable[Path], columns: Sequence[str] | None = None,
                  batch_size: int = 256) -> Iterator[dict[str, Any]]:
-    """Rows of Parquet files in order, streamed batch by batch (never the whole table)."""
+    """Rows of Parquet files in order, one row group at a time (memory bounded by the largest row group;
+    pyarrow's iter_batches grows with the file)."""
     import pyarrow.parquet as pq
 
     for p in paths:
@@ -114,8 +115,11 @@ def iter_parquet(paths: Iterable[Path], columns: Sequence[str] | None = None,
             lacking = [c for c in columns if c not in pf.schema_arrow.names]
             if lacking:
                 raise SourceError(f"{p}: no column(s) {lacking}; has {pf.schema_arrow.names}")
-        for batch in pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
-            yield from batch.to_pylist()
+        for g in range(pf.num_row_groups):
+            table = pf.read_row_group(g, columns=list(columns) if columns else None)
+            for batch in table.to_batches(max_chunksize=batch_size):
+                yield from batch.to_pylist()
+            del table
 
 
 def hf_splits(root: Path, names: dict[str, str]) -> dict[str, list[Path]]:
