@@ -166,7 +166,9 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     if suf == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         data = data.get("data", data) if isinstance(data, dict) else data
-        return list(data.values()) if isinstance(data, dict) else list(data)
+        if isinstance(data, dict):  # e.g. PubMedQA ori_pqal.json: {PMID: {...}}, the key is the id
+            return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "question": v} for k, v in data.items()]
+        return list(data)
     if suf in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:
             return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))

@@ -141,6 +141,10 @@ def test_benchmark_file_formats(tmp_path):
     (tmp_path / "m.csv").write_text("question,A,B\nWhich nerve?,x,y\n")
     (tmp_path / "x.jsonl").write_text(json.dumps({"id": "Text-1001", "question": "A patient...",
                                                   "image_sha256": "ff" * 32, "image_dhash": 99}) + "\n")
+    (tmp_path / "ori_pqal.json").write_text(json.dumps({"21645374": {"QUESTION": "Do mitochondria play a role?",
+                                                                     "final_decision": "yes"}}))
+    q = items_from_file("PubMedQA", tmp_path / "ori_pqal.json").row(0, named=True)
+    assert (q["item_id"], q["prompt"]) == ("21645374", "Do mitochondria play a role?")
     p = items_from_file("pubmedqa", tmp_path / "p.json").row(0, named=True)
     assert (p["benchmark"], p["item_id"], p["prompt"], p["own"]) == ("PubMedQA", "u-1", "Does X cause Y?", "pubmedqa")
     m = items_from_file("mmlu-med", tmp_path / "m.csv").row(0, named=True)
