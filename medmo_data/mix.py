@@ -73,8 +73,12 @@ class MixOptions:
 
 
 def find_spec(stage: int) -> Path:
-    """manifests/stageN.yaml under the working directory, else the repository's copy."""
-    for base in (Path("manifests"), Path(__file__).resolve().parent.parent / "manifests"):
+    """manifests/stageN.yaml under the working directory (a user's edited copy), else the installed one
+    (the repo's manifests/ folder ships in the wheel as medmo_data.manifests)."""
+    from importlib import resources
+
+    packaged = Path(str(resources.files("medmo_data.manifests")))
+    for base in (Path("manifests"), packaged, Path(__file__).resolve().parent.parent / "manifests"):
         if (base / f"stage{stage}.yaml").exists():
             return base / f"stage{stage}.yaml"
     raise MixError(f"manifests/stage{stage}.yaml: no such spec (pass --spec FILE)")
