@@ -109,3 +109,21 @@ def test_accelerate_configs_cover_every_engine_on_both_platforms():
                 assert cfg["deepspeed_config"]["zero_stage"] == int(name[-1])
             if kind == "FSDP":
                 assert cfg["fsdp_config"]["fsdp_version"] == 2
+
+
+def test_corrupt_shard_skipped_unless_strict(tmp_path):
+    from medmo_train import data as train_data
+
+    from medmo_data.reader import ShardError
+
+    res = build_fixture("vqa_rad", tmp_path, shard_samples=3)
+    shards = [str(tmp_path / "out" / "vqa_rad" / s["path"]) for s in res.manifest["shards"] if s["split"] == "train"]
+    assert len(shards) >= 2
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(open(shards[0], "rb").read()[:1500])  # truncated mid-member
+    spec = {"name": "vqa_rad", "weight": 1.0, "shards": [str(bad), shards[1]], "stride": None, "excluded": []}
+    got = [s["__key__"] for s in train_data.iter_source(spec)]
+    assert got and all(k for k in got)  # the good shard streams on
+    assert str(bad) in train_data.SKIPPED_SHARDS
+    with pytest.raises(ShardError):
+        list(train_data.iter_source({**spec, "strict": True}))

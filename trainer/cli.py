@@ -32,6 +32,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     p.add_argument("--output-dir", type=Path, default=None, help="default: runs/stage<N>")
     p.add_argument("--max-steps", type=int, default=None, help="default: epochs over the stage's samples")
     p.add_argument("--resume", default="auto", help="auto (last checkpoint in the output dir), never, or a path")
+    p.add_argument("--strict", action="store_true",
+                   help="stop on a corrupt shard (default: skip it with a logged reason and a count)")
     args, rest = p.parse_known_args(argv)
     overrides: dict[str, Any] = {}
     i = 0
@@ -100,7 +102,8 @@ def run(argv: list[str]) -> int:
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
     trl_args, own = config.build_config(manifest, overrides, out, steps)
-    dataset = data.build_dataset(manifest, resolution, world, trl_args.dataloader_num_workers, drop)
+    dataset = data.build_dataset(manifest, resolution, world, trl_args.dataloader_num_workers, drop,
+                                 strict=args.strict)
 
     if rank == 0:
         config.write_settings(out / "medmo_train_settings.json", {

@@ -34,7 +34,7 @@ from typing import Any
 
 from PIL import Image
 
-from medmo_data.reader import iter_samples
+from medmo_data.reader import ShardError, iter_samples
 from medmo_data.render import render_messages
 from medmo_data.stage import StageManifest
 
@@ -81,8 +81,8 @@ def stage_resolution(manifest: StageManifest, processor: Any) -> Resolution | No
     return Resolution(min_pixels=lo, max_pixels=hi, factor=factor)
 
 
-def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] | None = None
-               ) -> list[dict[str, Any]]:
+def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] | None = None,
+               strict: bool = False) -> list[dict[str, Any]]:
     """Deal every source's shards to n_slots disjoint slots; each slot knows its share of the epoch."""
     slots: list[dict[str, Any]] = [{"index": i, "n_slots": n_slots, "sources": [], "draws": 0.0}
                                    for i in range(n_slots)]
@@ -101,7 +101,7 @@ def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] 
             if not mine:
                 continue
             slot["sources"].append({"name": src.name, "weight": src.weight, "shards": mine,
-                                    "stride": stride, "excluded": excluded})
+                                    "stride": stride, "excluded": excluded, "strict": strict})
             # the slot's share of the source's samples (after exclusions, spread evenly)
             slot["draws"] += src.samples * share
     for slot in slots:
@@ -109,16 +109,31 @@ def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] 
     return slots
 
 
+SKIPPED_SHARDS: list[str] = []  # corrupt shards skipped by this process (logged with their reason)
+
+
 def iter_source(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """One pass over a source's shards in a slot, skipping excluded keys (and other slots' samples)."""
+    """One pass over a source's shards in a slot, skipping excluded keys (and other slots' samples).
+
+    A corrupt, truncated or unsafe shard is skipped with a logged reason and counted (the samples read
+    before the damage are kept), unless the run is `--strict`, which stops on it.
+    """
     excluded = set(spec["excluded"])
     i = 0
     for path in spec["shards"]:
-        for sample in iter_samples(path):
-            take = spec["stride"] is None or i % spec["stride"][1] == spec["stride"][0]
-            i += 1
-            if take and sample["__key__"] not in excluded:
-                yield sample
+        try:
+            for sample in iter_samples(path):
+                take = spec["stride"] is None or i % spec["stride"][1] == spec["stride"][0]
+                i += 1
+                if take and sample["__key__"] not in excluded:
+                    yield sample
+        except ShardError as exc:
+            if spec.get("strict"):
+                raise
+            if path not in SKIPPED_SHARDS:
+                SKIPPED_SHARDS.append(path)
+            log.warning("skipping corrupt shard %s of %s (%d skipped so far): %s", path, spec["name"],
+                        len(SKIPPED_SHARDS), exc)
 
 
 def mixed_samples(slot: dict[str, Any], seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -209,11 +224,11 @@ def generate_rows(slots: list[dict[str, Any]], kind: str, box_format: str, seed:
 
 
 def build_dataset(manifest: StageManifest, resolution: Resolution | None, world_size: int = 1,
-                  workers: int = 1, drop: dict[str, set[str]] | None = None):
+                  workers: int = 1, drop: dict[str, set[str]] | None = None, strict: bool = False):
     """The stage as a streaming `datasets.IterableDataset` with one shard per (rank, worker)."""
     from datasets import IterableDataset
 
-    slots = make_slots(manifest, max(1, world_size) * max(1, workers), drop)
+    slots = make_slots(manifest, max(1, world_size) * max(1, workers), drop, strict)
     return IterableDataset.from_generator(
         generate_rows, gen_kwargs={"slots": slots, "kind": manifest.kind, "box_format": manifest.box_format,
                                    "seed": manifest.seed, "resolution": resolution})
