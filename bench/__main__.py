@@ -25,7 +25,7 @@ from typing import Any
 from . import build_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS = ("build", "scaling", "memory", "png", "mix", "loader", "reward")
+ROWS = ("build", "scaling", "ray", "memory", "png", "mix", "loader", "reward")
 
 
 def _mix(n: int, timeout: int) -> dict[str, Any]:
@@ -75,8 +75,10 @@ def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
         step("build", lambda: [build_rows.throughput(c, work, n=max(10, int(c.n * scale)),
                                                      repeats=1 if quick else 2)
                                for c in build_rows.CASES])
-        step("scaling", lambda: build_rows.scaling(work, n=max(40, int(400 * scale)),
+        step("scaling", lambda: build_rows.scaling(work, n=max(40, int(1000 * scale)),
                                                    shard_samples=max(5, int(50 * scale))))
+        step("ray", lambda: build_rows.ray_scaling(work, n=max(40, int(1000 * scale)),
+                                                   shard_samples=max(5, int(50 * scale))), needs="ray")
         step("memory", lambda: build_rows.memory(work, n=max(20, int(300 * scale))))
         step("png", lambda: build_rows.png_levels(work, n=max(8, int(40 * scale))))
         step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout), needs="medmo_data.mix")
@@ -95,7 +97,7 @@ def _ok(value: float, target: float, higher: bool = True) -> str:
 
 def table(res: dict[str, Any]) -> str:
     """The printed table: what, measured, baseline, ratio, target, met."""
-    lines: list[tuple[str, ...]] = [("row", "measured", "baseline", "ratio", "target", "met")]
+    lines: list[tuple[str, ...]] = [("row", "measured", "baseline", "ratio wall (cpu time)", "target", "met")]
 
     def bad(name: str) -> bool:
         r = res.get(name)
@@ -108,7 +110,7 @@ def table(res: dict[str, Any]) -> str:
         for r in res["build"]:
             lines.append((f"build/core {r['what']}", f"{r['build_sps']:.1f} samples/s",
                           f"{r['baseline_sps']:.1f}", f"{r['ratio_wall']:.2f} (cpu {r['ratio_cpu']:.2f})",
-                          ">= 0.90", _ok(max(r["ratio_wall"], r["ratio_cpu"]), 0.9)))
+                          ">= 0.90 cpu", _ok(r["ratio_cpu"], 0.9)))
             if "bytes_only_sps" in r:
                 lines.append(("  jpeg: bytes-only copy, no validation", "", f"{r['bytes_only_sps']:.0f}",
                               f"{r['build_sps'] / r['bytes_only_sps']:.2f}", "(info)", ""))
@@ -117,6 +119,16 @@ def table(res: dict[str, Any]) -> str:
         lines.append((f"--workers 2 vs 1 ({r['samples']} DeepLesion)", f"{r['workers2_s']:.1f} s",
                       f"{r['workers1_s']:.1f} s", f"{r['speedup']:.2f}x, same bytes {r['same_bytes']}",
                       ">= 1.7x", _ok(r["speedup"], 1.7)))
+        lines.append(("  cores two busy processes got in this run", f"{r['cores_available']:.2f}", "2.00",
+                      f"speed-up / cores = {r['efficiency']:.2f}", "(info)", ""))
+        lines.append(("  CPU seconds, workers 2 vs 1 (spawn + imports)", f"{r['cpu_s_workers2']:.1f} s",
+                      f"{r['cpu_s_workers1']:.1f} s", f"{r['cpu_s_workers2'] / r['cpu_s_workers1']:.2f}x",
+                      "(info)", ""))
+    if not bad("ray"):
+        r = res["ray"]
+        lines.append((f"--engine ray, 2 vs 1 CPU ({r['samples']} DeepLesion)", f"{r['cpus2_s']:.1f} s",
+                      f"{r['cpus1_s']:.1f} s", f"{r['speedup']:.2f}x, = local bytes {r['same_bytes_as_local']}",
+                      "(info)", ""))
     if not bad("memory"):
         r = res["memory"]
         lines.append((f"peak RSS {r['samples_10x']} vs {r['samples_1x']} samples", f"{r['peak_mib_10x']:.0f} MiB",

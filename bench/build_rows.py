@@ -93,16 +93,48 @@ def throughput(case: Case, work: Path, n: int | None = None, repeats: int = 2) -
     return row
 
 
+def _spin(n: int) -> float:
+    t, x = time.process_time(), 0
+    for i in range(n):
+        x += i
+    return time.process_time() - t
+
+
+def capacity(n: int = 20_000_000) -> float:
+    """How many cores two busy processes get right now (2.0 on an idle 2-core box): the ceiling any
+    2-worker speed-up measured in this run can reach."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_spin, [10, 10]))
+        t = time.perf_counter()
+        cpu = sum(pool.map(_spin, [n, n]))
+        return cpu / (time.perf_counter() - t)
+
+
+def _cpu_children() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def scaling(work: Path, n: int = 400, shard_samples: int = 50) -> dict[str, Any]:
-    """The same DeepLesion build with --workers 1 and 2 (wall time; the box has 2 shared cores)."""
+    """The same DeepLesion build with --workers 1 and 2 (wall time; the box has 2 shared cores), with the
+    cores actually available measured just before (`capacity`) and the CPU seconds each build used."""
     raw = gen.deeplesion(work / "raw_scaling", n)
-    t1, _, m1 = _timed(lambda: _build("deeplesion", raw, work / "s1", workers=1, shard_samples=shard_samples))
-    t2, _, m2 = _timed(lambda: _build("deeplesion", raw, work / "s2", workers=2, shard_samples=shard_samples))
+    cap = capacity()
+    t1, c1, m1 = _timed(lambda: _build("deeplesion", raw, work / "s1", workers=1, shard_samples=shard_samples))
+    ch = _cpu_children()
+    t2, c2, m2 = _timed(lambda: _build("deeplesion", raw, work / "s2", workers=2, shard_samples=shard_samples))
+    c2 += _cpu_children() - ch
     same = [s["sha256"] for s in m1["shards"]] == [s["sha256"] for s in m2["shards"]]
     for p in ("raw_scaling", "s1", "s2"):
         shutil.rmtree(work / p, ignore_errors=True)
     return {"samples": n, "shard_samples": shard_samples, "workers1_s": t1, "workers2_s": t2,
-            "speedup": t1 / t2, "same_bytes": same, "cpus": os.cpu_count(),
+            "speedup": t1 / t2, "same_bytes": same, "cpus": os.cpu_count(), "cores_available": cap,
+            "efficiency": (t1 / t2) / cap, "cpu_s_workers1": c1, "cpu_s_workers2": c2,
             "loadavg_1m": os.getloadavg()[0]}
 
 
@@ -144,3 +176,29 @@ def png_levels(work: Path, n: int = 40, levels: tuple[int, ...] = (1, 4, 6, 9)) 
 
 def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="medmo-bench-"))
+
+
+def _ray_child(raw: Path, out: Path, cpus: int, shard_samples: int) -> dict[str, Any]:
+    code = ("import json,time,ray,sys;from pathlib import Path;from medmo_data.build import BuildOptions;"
+            "from medmo_data.recipe import get_recipe;from medmo_data.ray_engine import build_ray;"
+            f"ray.init(num_cpus={cpus},include_dashboard=False,log_to_driver=False);"
+            f"t=time.perf_counter();r=build_ray(get_recipe('deeplesion'),Path({str(raw)!r}),"
+            f"BuildOptions(output=Path({str(out)!r}),shard_samples={shard_samples}));"
+            "print(json.dumps({'s':time.perf_counter()-t,'sha':[s['sha256'] for s in r.manifest['shards']]}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def ray_scaling(work: Path, n: int = 400, shard_samples: int = 50) -> dict[str, Any]:
+    """DeepLesion on a local Ray cluster of 1 and 2 CPUs (cluster start excluded), bytes vs local."""
+    raw = gen.deeplesion(work / "raw_ray", n)
+    local = _build("deeplesion", raw, work / "ray_local", shard_samples=shard_samples)
+    one = _ray_child(raw, work / "ray1", 1, shard_samples)
+    two = _ray_child(raw, work / "ray2", 2, shard_samples)
+    ref = [s["sha256"] for s in local["shards"]]
+    for p in ("raw_ray", "ray_local", "ray1", "ray2"):
+        shutil.rmtree(work / p, ignore_errors=True)
+    return {"samples": n, "shard_samples": shard_samples, "cpus1_s": one["s"], "cpus2_s": two["s"],
+            "speedup": one["s"] / two["s"], "same_bytes_as_local": one["sha"] == ref and two["sha"] == ref,
+            "loadavg_1m": os.getloadavg()[0]}
