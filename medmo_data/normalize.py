@@ -79,7 +79,9 @@ def process_image(dec: Decoded, index: int, fmt: str,
         data = _encode(img, fmt, opts)
     meta = {"member": f"{index}.{fmt}", "width": nw, "height": nh, "source_width": w, "source_height": h,
             "derivation": deriv}
-    fp = {"sha256": pixel_sha256(np.asarray(img)), "dhash": dhash64(img)}
+    # Unresized pixels are hashed from the decoder's array: same bytes as np.asarray(img), one copy fewer.
+    same = (nw, nh) == (w, h) and dec.pixels.dtype == np.uint8
+    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash64(img)}
     return data, meta, nw / w, nh / h, fp
 
 
