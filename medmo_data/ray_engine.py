@@ -100,6 +100,9 @@ def build_ray(recipe: Recipe, root: Path, opts: BuildOptions, address: str | Non
         info = recipe.info_for(opts.recipe_options)
         url = as_url(opts.output)
         if url is not None:
+            if url.startswith("memory://"):
+                raise SourceError(f"--output {url}: an in-memory filesystem lives in one process and Ray "
+                                  "tasks run in others; use a shared path, file:// or an object store URL")
             out = f"{url.rstrip('/')}/{recipe.info.name}"
             remote_dir: RemoteDir | None = RemoteDir(out)
             result = _drive(ray, recipe, info, root, opts, out, remote_dir, progress, max_retries, window, _fault)

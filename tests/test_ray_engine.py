@@ -110,6 +110,15 @@ def test_fsspec_url_output(cluster, tmp_path):
     assert again.shards_reused == len(again.manifest["shards"])
 
 
+def test_memory_url_is_refused_with_a_reason(cluster, tmp_path):
+    from medmo_data.ray_engine import build_ray
+    from medmo_data.recipe import SourceError
+
+    raw = make("vqa_rad", tmp_path / "raw")
+    with pytest.raises(SourceError, match="in-memory filesystem lives in one process"):
+        build_ray(get_recipe("vqa_rad"), raw, BuildOptions(output="memory://x/data"))
+
+
 def test_remote_dir_commit_is_atomic_on_memory_store(tmp_path):
     """Object stores get one PUT per file (visible only when complete); file stores a rename."""
     assert as_url(Path("s3://bucket/out")) == "s3://bucket/out"
