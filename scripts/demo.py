@@ -60,7 +60,7 @@ def main() -> int:
     if failed:
         console.print(f"[red]verify failed for: {', '.join(failed)}[/red]")
         return 1
-    from scripts.demo_train import mix_and_train  # stages: mix all four, train the tiny model on each
+    from scripts.demo_train import mix_and_train  # mix all four stages, train the tiny model on each
 
     return mix_and_train(OUT, console)
 
