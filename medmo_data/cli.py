@@ -108,6 +108,8 @@ def build(
     except SourceError as exc:
         fail(str(exc))
     root = resolve_input(input, recipe)
+    if "://" in str(output) and engine == "local":
+        fail(f"--output {output}: URL outputs need --engine ray (the local engine writes to a folder)")
     opts = BuildOptions(
         output=output, workers=workers, limit=limit, split=split, shard_samples=shard_samples,
         normalize=NormalizeOptions(max_side=max_side or None, png_level=png_level, drop_burned_in=drop_burned_in),

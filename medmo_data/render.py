@@ -59,7 +59,7 @@ def to_frame(bbox: Sequence[float], size: tuple[int, int], fed_size: tuple[int, 
     else:
         vals = [x1 / w * 1000, y1 / h * 1000, x2 / w * 1000, y2 / h * 1000]
         lim = [1000] * 4
-    return [min(max(int(round(v)), 0), m) for v, m in zip(vals, lim)]
+    return [min(max(int(round(v)), 0), m) for v, m in zip(vals, lim, strict=True)]
 
 
 def from_frame(coords: Sequence[float], size: tuple[int, int], fed_size: tuple[int, int] | None,

@@ -128,7 +128,7 @@ def validate_messages(messages: Any, n_images: int, has_objects: bool) -> None:
     roles = [m["role"] for m in messages if m["role"] != "system"]
     _need(bool(roles) and roles[0] == "user", "messages", "first non-system turn must be the user's")
     _need(roles[-1] == "assistant", "messages", "last turn must be the assistant's")
-    for a, b in zip(roles, roles[1:]):
+    for a, b in zip(roles, roles[1:], strict=False):
         _need(a != b, "messages", "user and assistant turns must alternate")
     _need(image_parts == n_images, "messages",
           f"{image_parts} image placeholders but {n_images} images")

@@ -97,7 +97,7 @@ def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
             if len(row) > width and any(c.strip() for c in row[width:]):
                 yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: extra non-empty fields")
                 continue
-            yield rid, dict(zip(header, row))
+            yield rid, dict(zip(header, row, strict=False))  # trailing empty fields dropped
 
 
 def iter_parquet(paths: Iterable[Path], columns: Sequence[str] | None = None,

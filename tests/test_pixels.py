@@ -143,7 +143,7 @@ def test_canonical_plane_matches_as_closest_canonical_for_every_orientation():
         for flips in itertools.product((1, -1), repeat=3):
             aff = np.zeros((4, 4))
             aff[3, 3] = 1
-            for stored, (ras, f) in enumerate(zip(perm, flips)):
+            for stored, (ras, f) in enumerate(zip(perm, flips, strict=True)):
                 aff[ras, stored] = f * (stored + 1.0)  # anisotropic spacing
             img = nib.Nifti1Image(vol, aff)
             canon = np.asarray(nib.as_closest_canonical(img).dataobj)

@@ -3,7 +3,7 @@ import json
 from medmo_data.build import BuildOptions, build
 from medmo_data.recipe import get_recipe
 from tests.fixtures import make
-from tests.fixtures.medqa import FOUR, FIVE, Q
+from tests.fixtures.medqa import FIVE, FOUR, Q
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
 

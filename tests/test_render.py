@@ -29,9 +29,9 @@ def test_round_trip_within_one_pixel(fmt):
     text = render_objects(OBJS, SIZE, fmt)
     parsed = parse_boxes(text)
     assert [p[0] for p in parsed] == ["Fracture", "Fracture", "metal"]
-    for (lab, coords), ob in zip(parsed, OBJS):
+    for (_, coords), ob in zip(parsed, OBJS, strict=True):
         back = from_frame(coords, SIZE[0], None, fmt)
-        assert max(abs(a - b) for a, b in zip(back, ob["bbox"])) <= 1.0
+        assert max(abs(a - b) for a, b in zip(back, ob["bbox"], strict=True)) <= 1.0
 
 
 def test_parser_tolerance():
