@@ -108,7 +108,7 @@ def build(
     except SourceError as exc:
         fail(str(exc))
     root = resolve_input(input, recipe)
-    if "://" in str(output) and engine == "local":
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/", str(output)) and engine == "local":  # Path collapses "//"
         fail(f"--output {output}: URL outputs need --engine ray (the local engine writes to a folder)")
     opts = BuildOptions(
         output=output, workers=workers, limit=limit, split=split, shard_samples=shard_samples,
