@@ -58,6 +58,17 @@ def read_mask(path: Path) -> np.ndarray:
     return arr
 
 
+def load_mask_2d(path: Path, sid: str, volume_reason: str = "bad_shape") -> np.ndarray | Reject:
+    """A 2-D instance mask, or the Reject that says why it cannot be one (unreadable, or a volume)."""
+    try:
+        mask = read_mask(path)
+    except ValueError as exc:
+        return Reject(sid, "corrupt_mask", str(exc))
+    if mask.ndim != 2:
+        return Reject(sid, volume_reason, f"{path.name}: mask of shape {mask.shape} is not 2-D")
+    return mask
+
+
 def mask_objects(mask: np.ndarray, label: str, image_index: int = 0) -> list[dict[str, Any]]:
     """One object per instance id of a 2-D label image, in id order."""
     return [{"image": image_index, "label": label, "bbox": b} for _, b in boxes.from_instance_mask(mask)]

@@ -219,3 +219,12 @@ def iter_json_records(path: Path, chunk_size: int | None = None) -> Iterator[tup
             yield item if isinstance(item, Reject) else (f"{path.name}:{item[0]}", item[1])
     else:
         yield from iter_jsonl(path)
+
+
+def iter_json_objects(records: Iterator[tuple[str, Any] | Reject]) -> Iterator[tuple[str, dict] | Reject]:
+    """Pass Rejects through and turn items that are not JSON objects into `malformed_json` Rejects."""
+    for item in records:
+        if isinstance(item, Reject) or isinstance(item[1], dict):
+            yield item
+        else:
+            yield Reject(item[0], "malformed_json", "record is not an object")

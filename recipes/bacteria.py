@@ -91,13 +91,9 @@ def _masks(root: Path, masks: Path, max_boxes: int) -> Iterator[RawSample | Reje
         if img is None:
             yield Reject(sid, "missing_image", f"no image for {mpath} under {images}")
             continue
-        try:
-            mask = cells.read_mask(mpath)
-        except ValueError as exc:
-            yield Reject(sid, "corrupt_mask", str(exc))
-            continue
-        if mask.ndim != 2:
-            yield Reject(sid, "bad_shape", f"{mpath}: mask of shape {mask.shape} is not 2-D")
+        mask = cells.load_mask_2d(mpath, sid)
+        if isinstance(mask, Reject):
+            yield mask
             continue
         yield cells.detection_sample(sid, split_of(rel), [_source(img)], cells.mask_objects(mask, "bacterium"),
                                      PROMPT, max_boxes, {"image": img.name, "annotation": "mask"})

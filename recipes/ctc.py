@@ -91,13 +91,9 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             if not raw.exists():
                 yield Reject(sid, "missing_image", f"{raw} does not exist")
                 continue
-            try:
-                mask = cells.read_mask(mpath)
-            except ValueError as exc:
-                yield Reject(sid, "corrupt_mask", str(exc))
-                continue
-            if mask.ndim != 2:
-                yield Reject(sid, "volume_mask", f"{mpath.name}: mask of shape {mask.shape} is 3-D")
+            mask = cells.load_mask_2d(mpath, sid, "volume_mask")
+            if isinstance(mask, Reject):
+                yield mask
                 continue
             src = _frame_source(raw, z, mask.shape)
             if isinstance(src, str):

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data.json_stream import iter_json_items
+from medmo_data.json_stream import iter_json_items, iter_json_objects
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.sources import clean, vqa_messages
 
@@ -95,14 +95,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     for split, path in found.items():
         if path is None:
             continue
-        for item in _records(path):
+        for item in iter_json_objects(_records(path)):
             if isinstance(item, Reject):
                 yield item
                 continue
             rid, r = item
-            if not isinstance(r, dict):
-                yield Reject(rid, "malformed_json", "record is not an object")
-                continue
             question, rel = clean(r.get("question")), clean(r.get("image_path"))
             if not question or not rel:
                 yield Reject(rid, "missing_field", "question or image_path is empty")

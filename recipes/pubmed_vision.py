@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.json_stream import iter_json_records
+from medmo_data.json_stream import iter_json_objects, iter_json_records
 from medmo_data.llava import LlavaError, image_list, llava_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.sources import clean
@@ -55,14 +55,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         raise SourceError(f"{root}: none of {[SUBSETS[k][0] for k in chosen]} found")
     for key in present:
         fname, task = SUBSETS[key]
-        for item in iter_json_records(root / fname):
+        for item in iter_json_objects(iter_json_records(root / fname)):
             if isinstance(item, Reject):
                 yield item
                 continue
             rid, r = item
-            if not isinstance(r, dict):
-                yield Reject(rid, "malformed_json", "record is not an object")
-                continue
             sid = f"{key}-{clean(r.get('id')) or rid}"
             try:
                 names = image_list(r.get("image"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.json_stream import iter_json_records
+from medmo_data.json_stream import iter_json_objects, iter_json_records
 from medmo_data.llava import LlavaError, final_answer, image_list, llava_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.sources import clean
@@ -39,14 +39,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
     if images is None:
         raise SourceError(f"{root}: no image folder ({' or '.join(IMAGE_DIRS)}) from QUILT-1M")
-    for item in iter_json_records(root / JSON):
+    for item in iter_json_objects(iter_json_records(root / JSON)):
         if isinstance(item, Reject):
             yield item
             continue
         rid, r = item
-        if not isinstance(r, dict):
-            yield Reject(rid, "malformed_json", "record is not an object")
-            continue
         sid = clean(r.get("id")) or rid
         try:
             names = image_list(r.get("image"))
