@@ -97,6 +97,7 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
                 counters: Counter[str]) -> Iterator[Chunk]:
     """Stream records into chunks. Recipe-level rejects and duplicates go to `recipe_rejects`."""
     info = recipe.info_for(opts.recipe_options)
+    boxes_source = bool({"grounding", "detection"} & set(info.tasks))
     options_digest = opts.digest(recipe)
     seen: set[int] = set()
     open_chunks: dict[str, list[RawSample]] = {}
@@ -138,8 +139,14 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
             recipe_rejects.append({"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"})
             continue
         seen.add(kh)
+        # Shard series: every sample of a series has the same members and the same JSON shape, because HF
+        # `datasets` types columns from the first samples (an all-empty `objects` list types as null and
+        # the first box after it fails to load). Other image counts and box-less samples of a box source
+        # (negatives, VQA beside grounding) therefore get their own series.
         n = len(item.images)
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
+        if boxes_source and not item.objects:
+            group += "-noboxes"
         open_chunks.setdefault(group, []).append(item)
         open_bytes[group] += _array_bytes(item)
         if len(open_chunks[group]) >= opts.shard_samples or open_bytes[group] >= opts.max_chunk_array_bytes:

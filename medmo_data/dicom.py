@@ -87,7 +87,7 @@ def _read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | Non
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    deriv: dict[str, Any] = {"format": "dicom", "photometric": photometric, "frame": frame,
+    deriv: dict[str, Any] = {"format": "dicom", "photometric": photometric, "frame_index": frame,
                              "n_frames": n_frames}
     if forced:
         deriv["read_without_meta"] = True

@@ -101,7 +101,7 @@ def read_nifti_slice(path: str | Path, index: int | None = None, axis: str = "ax
         raise DecodeError("corrupt_nifti", f"{type(exc).__name__}: {exc}") from exc
     if values.ndim != 2:
         raise DecodeError("bad_shape", f"slice of shape {values.shape} is not 2-D")
-    deriv: dict[str, Any] = {"format": "nifti", "frame": "RAS+", "axis": axis, "slice_index": int(index),
+    deriv: dict[str, Any] = {"format": "nifti", "orientation": "RAS+", "axis": axis, "slice_index": int(index),
                              "n_slices": int(n), "display": "radiological"}
     if rescale is not None:
         deriv["rescale"] = {"slope": float(rescale[0]), "intercept": float(rescale[1])}

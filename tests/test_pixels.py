@@ -100,7 +100,7 @@ def test_nifti_reorientation(tmp_path):
     assert np.array_equal(a, b)
     # Displayed: rows = y reversed (anterior up), columns = x reversed (patient right on the left).
     assert a.shape == (5, 4) and a[5 - 1 - 1, 4 - 1 - 0] == 255
-    assert da["slice_index"] == 1 and da["frame"] == "RAS+"
+    assert da["slice_index"] == 1 and da["orientation"] == "RAS+"
     assert evenly_spaced(10, 3) == [2, 5, 7]
 
 

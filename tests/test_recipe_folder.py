@@ -48,7 +48,7 @@ def test_dicom_voi_and_monochrome1(built):
 def test_nifti_slice_and_yolo(built):
     _, _, s = built
     d = s["nii-mid"]["json"]["images"][0]["derivation"]
-    assert d["slice_index"] == 5 and d["frame"] == "RAS+"
+    assert d["slice_index"] == 5 and d["orientation"] == "RAS+"
     # YOLO cx,cy,w,h = .25,.333,.25,.333 of an 80x60 image -> 10,10,30,30
     assert s["png16"]["json"]["objects"][0]["bbox"] == pytest.approx([10.0, 10.0, 30.0, 30.0])
 
