@@ -98,6 +98,11 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
     """Stream records into chunks. Recipe-level rejects and duplicates go to `recipe_rejects`."""
     info = recipe.info_for(opts.recipe_options)
     boxes_source = bool({"grounding", "detection"} & set(info.tasks))
+    # Image paths built from annotation files must stay inside the input (or a folder the user named in
+    # an option): `../../etc/...` in a metadata file never reaches a shard. Lexical check, so symlinked
+    # image folders inside the input still work.
+    allowed = [os.path.abspath(root)] + [os.path.abspath(v) for v in opts.recipe_options.values()
+                                         if isinstance(v, str) and v and os.path.exists(v)]
     options_digest = opts.digest(recipe)
     seen: set[int] = set()
     open_chunks: dict[str, list[RawSample]] = {}
@@ -143,6 +148,11 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         # `datasets` types columns from the first samples (an all-empty `objects` list types as null and
         # the first box after it fails to load). Other image counts and box-less samples of a box source
         # (negatives, VQA beside grounding) therefore get their own series.
+        escaping = [s.path for s in item.images if s.path is not None and not _inside(s.path, allowed)]
+        if escaping:
+            recipe_rejects.append({"id": item.id, "reason": "bad_path",
+                                   "detail": f"image path {escaping[0]!r} leaves the input folder"})
+            continue
         n = len(item.images)
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
         if boxes_source and not item.objects:
@@ -153,6 +163,11 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
             yield close(group)
     for group in sorted(open_chunks):
         yield close(group)
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    p = os.path.abspath(path)
+    return any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
 def _run_task(chunk: Chunk, info: SourceInfo, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:

@@ -173,3 +173,15 @@ def test_csv_bad_rows_rejected_reading_goes_on(tmp_path):
     out = list(iter_csv(p, required=["id", "text"]))
     assert [o[1]["id"] for o in out if not isinstance(o, Reject)] == ["1", "5"]
     assert [o.reason for o in out if isinstance(o, Reject)] == ["non_utf8_text", "malformed_csv", "malformed_csv"]
+
+
+def test_metadata_paths_cannot_leave_the_input(tmp_path):
+    raw = make("vqa_rad", tmp_path / "raw")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes((raw / "VQA_RAD Image Folder" / "synpic54610.jpg").read_bytes())
+    recs = json.loads((raw / "VQA_RAD Dataset Public.json").read_text())
+    recs[0]["image_name"] = "../../secret.jpg"
+    (raw / "VQA_RAD Dataset Public.json").write_text(json.dumps(recs))
+    res = build(get_recipe("vqa_rad"), raw, BuildOptions(output=tmp_path / "out"))
+    assert res.manifest["rejects_by_reason"]["bad_path"] == 1
+    assert all(s["json"]["id"] != str(recs[0]["qid"]) for s in read_samples(tmp_path / "out" / "vqa_rad"))
