@@ -16,7 +16,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 venv: .venv/.installed
 
 test: venv
-	$(PY) -m pytest -m "not stress" tests
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -m "not stress" tests
 
 demo: venv
 	$(PY) scripts/demo.py
