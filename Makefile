@@ -25,7 +25,7 @@ bench: venv
 	$(PY) -m bench
 
 stress: venv
-	$(PY) -m pytest -m stress tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m stress tests
 
 lint: venv
 	.venv/bin/ruff check .
