@@ -84,7 +84,8 @@ class _Lock:
 
 
 def _array_bytes(raw: RawSample) -> int:
-    return sum(int(s.array.nbytes) for s in raw.images if s.array is not None)
+    """Pixels and file bytes a record carries in memory (npz tiles, hub parquet cells, zip members)."""
+    return sum(int(s.array.nbytes) if s.array is not None else len(s.data or b"") for s in raw.images)
 
 
 @dataclass

@@ -13,6 +13,7 @@ Split integrity is per IMAGE: an image takes the strictest split any of its ques
 train); a question filed in a laxer split than its image is rejected (`image_in_test` / `image_in_val`).
 With English only the three image sets are disjoint, so nothing is lost; the Chinese questions reuse
 test images in train (142 images), which is why the languages are never mixed in one build.
+`imgs.zip` (as the hub ships it) is read in place when `imgs/` is not unpacked: same output bytes.
 Traps: Chinese yes/no answers (`是的`, `不是`), comma-joined multi-answers kept as text, JPEG bytes passed
 through untouched.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from medmo_data import boxes
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.archive import ReleaseTree
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn
 from medmo_data.sources import clean, load_json, vqa_messages
@@ -70,9 +72,9 @@ def _questions(root: Path, lang: str) -> list[tuple[str, dict[str, Any] | Reject
     return out
 
 
-def read_detection(path: Path) -> list[tuple[str, list[float]]]:
+def read_detection(raw: bytes) -> list[tuple[str, list[float]]]:
     """(label, XYXY) per entry of a `detection.json`; raises ValueError on any malformed entry."""
-    data = json.loads(path.read_bytes().decode("utf-8"))
+    data = json.loads(raw.decode("utf-8"))
     if not isinstance(data, list):
         raise ValueError("expected a list of {label: [x, y, w, h]} objects")
     out = []
@@ -86,22 +88,22 @@ def read_detection(path: Path) -> list[tuple[str, list[float]]]:
     return out
 
 
-def _grounding(root: Path, name: str, split: str, first: dict[str, Any], lang: str) -> RawSample | Reject:
+def _grounding(imgs: ReleaseTree, name: str, split: str, first: dict[str, Any], lang: str) -> RawSample | Reject:
     folder = name.rsplit("/", 1)[0]
     sid = f"det-{folder}"
-    det = root / "imgs" / folder / "detection.json"
-    if not det.exists():
-        return Reject(sid, "missing_detection", f"{det} does not exist")
+    det = f"{folder}/detection.json"
+    if not imgs.exists(det):
+        return Reject(sid, "missing_detection", f"{imgs.where(det)} does not exist")
     try:
-        found = read_detection(det)
+        found = read_detection(imgs.read_bytes(det))
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
-        return Reject(sid, "malformed_detection", f"{det}: {exc}")
+        return Reject(sid, "malformed_detection", f"{imgs.where(det)}: {exc}")
     if not found:
         return Reject(sid, "no_objects", f"{det} lists no box")
     mod = clean(first.get("modality"))
     return RawSample(
         id=sid, split=split, task="grounding", modality=MODALITY.get(mod, "mixed"),
-        images=[ImageSource(path=str(root / "imgs" / name))],
+        images=[imgs.image(name)],
         messages=[turn("user", image(), GROUND_PROMPT.format(mod or "medical") + HINT), turn("assistant", objects())],
         objects=[{"image": 0, "label": lab, "bbox": b} for lab, b in found],
         target={"labels": sorted({lab for lab, _ in found})},
@@ -114,6 +116,9 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     lang = options.get("lang", "en")
     if lang not in ("en", "zh"):
         raise SourceError(f"option lang must be 'en' or 'zh', got {lang!r}")
+    imgs = ReleaseTree(root, "imgs")  # unpacked imgs/ or the hub's imgs.zip, read in place
+    if not imgs.found:
+        raise SourceError(f"{root}: no imgs/ folder or imgs.zip")
     questions = _questions(root, lang)
     image_split: dict[str, str] = {}
     first_q: dict[str, dict[str, Any]] = {}
@@ -138,10 +143,10 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             continue
         yield RawSample(
             id=qid, split=split, task="vqa", modality=MODALITY.get(clean(r.get("modality")), "mixed"),
-            images=[ImageSource(path=str(root / "imgs" / name))], messages=vqa_messages(q, a),
+            images=[imgs.image(name)], messages=vqa_messages(q, a),
             target={"answer": a, "answer_type": clean(r.get("answer_type")).lower()},
             meta={"img_name": name, "location": clean(r.get("location")), "qid": int(r["qid"]), "lang": lang,
                   "content_type": clean(r.get("content_type")), "base_type": clean(r.get("base_type"))},
         )
     for name in sorted(image_split, key=lambda n: (len(n), n)):
-        yield _grounding(root, name, image_split[name], first_q[name], lang)
+        yield _grounding(imgs, name, image_split[name], first_q[name], lang)

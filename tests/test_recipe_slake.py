@@ -74,8 +74,31 @@ def test_show_boxes_on_objects(en):
     assert_show_grid(tmp / "out" / "slake", tmp / "grid.png")
 
 
-def test_read_detection_rejects_corners(tmp_path):
-    p = tmp_path / "detection.json"
-    p.write_text('[{"Liver": [1, 2, 3]}]')
+def test_read_detection_rejects_corners():
     with pytest.raises(ValueError, match="x, y, w, h"):
-        read_detection(p)
+        read_detection(b'[{"Liver": [1, 2, 3]}]')
+
+
+def test_hub_imgs_zip_read_in_place_same_bytes(tmp_path):
+    """The hub ships `imgs.zip` (members imgs/xmlabN/...): reading it in place gives the unpacked bytes."""
+    import hashlib
+    import shutil
+    import zipfile
+
+    from medmo_data.build import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+
+    raw = make("slake", tmp_path / "raw")
+    ref = build(get_recipe("slake"), raw, BuildOptions(output=tmp_path / "a"))
+    with zipfile.ZipFile(raw / "imgs.zip", "w") as z:
+        for p in sorted((raw / "imgs").rglob("*")):
+            if p.is_file():
+                z.write(p, p.relative_to(raw).as_posix())
+    shutil.rmtree(raw / "imgs")
+    zipped = build(get_recipe("slake"), raw, BuildOptions(output=tmp_path / "b"))
+    assert zipped.manifest["counts"] == ref.manifest["counts"]
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tar"))}
+    assert digests(tmp_path / "b" / "slake") == digests(tmp_path / "a" / "slake")
