@@ -40,7 +40,10 @@ INFO = SourceInfo(
              "Computed Tomography, arXiv 2403.17834",
     images_per_sample=6,
 )
-HUB_PATTERNS = ["dataset/radiology_text_reports/*.csv", "dataset/metadata/*.csv"]
+# From the hub: reports, metadata and the header-fixed volumes (several TB; `--limit` does not shrink the
+# download, so fetch a subset with huggingface_hub yourself for a trial build).
+HUB_PATTERNS = ["dataset/radiology_text_reports/*.csv", "dataset/metadata/*.csv", "dataset/train_fixed/*",
+                "dataset/valid_fixed/*"]
 SPLITS = (("val", "validation", "valid"), ("train", "train", "train"))  # (ours, csv prefix, folder prefix)
 NAME = re.compile(r"^(train|valid)_(\d+)_([a-z]+)_(\d+)\.nii\.gz$")
 WINDOWS = ("lung", "mediastinum")
