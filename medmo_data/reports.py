@@ -215,10 +215,9 @@ def hub_captions(files: dict[str, list[Path]], id_column: str = "image_id", capt
             if not caption:
                 yield Reject(sid, "empty_text", "caption is empty")
                 continue
-            try:
-                img = hf_image(row["image"], sid)
-            except ValueError as exc:
-                yield Reject(sid, "missing_image", str(exc))
+            img = hf_image(row["image"], sid)
+            if isinstance(img, Reject):
+                yield img
                 continue
             yield RawSample(id=sid, split=split, task="caption", images=[img], messages=caption_messages(caption, sid),
                             target={"caption": caption}, meta=extra(row) if extra else {})

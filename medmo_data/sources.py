@@ -133,13 +133,14 @@ def hf_splits(root: Path, names: dict[str, str]) -> dict[str, list[Path]]:
     return found
 
 
-def hf_image(cell: Any, where: str) -> ImageSource:
-    """An HF `Image` feature cell ({"bytes", "path"}) as an ImageSource (bytes kept, nothing re-encoded)."""
+def hf_image(cell: Any, sid: str) -> ImageSource | Reject:
+    """An HF `Image` feature cell ({"bytes", "path"}) as an ImageSource (bytes kept, nothing re-encoded),
+    or the `missing_image` Reject of sample `sid` when the cell holds no bytes."""
     if isinstance(cell, dict) and cell.get("bytes"):
         return ImageSource(data=cell["bytes"])
     if isinstance(cell, (bytes, bytearray)):
         return ImageSource(data=bytes(cell))
-    raise ValueError(f"{where}: image cell has no bytes")
+    return Reject(sid, "missing_image", f"{sid}: image cell has no bytes")
 
 
 def vqa_messages(question: str, answer: str, n_images: int = 1, system: str | None = None) -> list[dict]:

@@ -73,10 +73,9 @@ def _clinqa(files: list[Path], cases: dict[str, str]) -> Iterator[RawSample | Re
         if not q or not a:
             yield Reject(rid, "empty_text", "question or answer is empty")
             continue
-        try:
-            img = hf_image(row["image_id"], rid)
-        except ValueError as exc:
-            yield Reject(rid, "missing_image", str(exc))
+        img = hf_image(row["image_id"], rid)
+        if isinstance(img, Reject):
+            yield img
             continue
         case = clean(row["case_id"])
         yield RawSample(id=rid, split=cases.get(case, "train"), task="vqa", images=[img],

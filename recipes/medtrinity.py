@@ -83,10 +83,9 @@ def _demo(files: list[Path]) -> Iterator[RawSample | Reject]:
         if not caption:
             yield Reject(sid, "empty_text", "caption is empty")
             continue
-        try:
-            img = hf_image(row["image"], sid)
-        except ValueError as exc:
-            yield Reject(sid, "missing_image", str(exc))
+        img = hf_image(row["image"], sid)
+        if isinstance(img, Reject):
+            yield img
             continue
         yield _sample(sid, caption, img, {"origin": "", "file_name": ""})
 

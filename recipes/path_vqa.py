@@ -90,10 +90,9 @@ def _hub(files: dict[str, list[Path]]) -> Iterator[RawSample | Reject]:
     for split in ("train", "val", "test"):
         for i, row in enumerate(iter_parquet(files.get(split, []), ["image", "question", "answer"])):
             sid = f"{split}-{i:06d}"
-            try:
-                img = hf_image(row["image"], sid)
-            except ValueError as exc:
-                yield Reject(sid, "missing_image", str(exc))
+            img = hf_image(row["image"], sid)
+            if isinstance(img, Reject):
+                yield img
                 continue
             name = row["image"].get("path") if isinstance(row["image"], dict) else None
             yield _sample(sid, split, row["question"], row["answer"], img, clean(name))

@@ -76,10 +76,9 @@ def _hub(files: dict[str, list[Path]]) -> Iterator[RawSample | Reject]:
     for split in ("train", "test"):
         for i, row in enumerate(iter_parquet(files.get(split, []), ["image", "question", "answer"])):
             rid = f"{split}-{i:05d}"
-            try:
-                img = hf_image(row["image"], rid)
-            except ValueError as exc:
-                yield Reject(rid, "missing_image", str(exc))
+            img = hf_image(row["image"], rid)
+            if isinstance(img, Reject):
+                yield img
                 continue
             yield _sample(rid, split, row["question"], row["answer"], None, img,
                           {"image_name": "", "organ": "", "question_type": "", "phrase_type": "", "linked_id": ""})
