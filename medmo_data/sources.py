@@ -52,12 +52,13 @@ def _has_surrogates(cells: list[str]) -> bool:
     return any(c and not c.isascii() and any("\udc80" <= ch <= "\udcff" for ch in c) for c in cells)
 
 
-def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
+def iter_csv(path: Path, required: Sequence[str] = (), id_column: str | None = None, **reader_kw: Any
              ) -> Iterator[tuple[str, dict[str, str]] | Reject]:
     """(row id, row) per data row of a UTF-8 CSV; bad rows become Rejects and reading goes on.
 
-    Non-UTF-8 bytes reject only their row (the file is read with surrogateescape). Extra trailing empty
-    fields (NIH's `,,,`) are tolerated; a row shorter than the header is not.
+    The row id is `<file>:<line>`, or, for rows with every field, their `id_column` value when given and
+    readable (so rejects are named by the source's own id). Non-UTF-8 bytes reject only their row (the file is read with
+    surrogateescape). Extra trailing empty fields (NIH's `,,,`) are tolerated; a short row is not.
     """
     csv.field_size_limit(1 << 30)  # clinical notes exceed the 128 KiB default
     try:
@@ -88,6 +89,10 @@ def iter_csv(path: Path, required: Sequence[str] = (), **reader_kw: Any
             rid = f"{path.name}:{reader.line_num}"
             if not any(c.strip() for c in row):
                 continue
+            if id_column in header and len(row) >= len([h for h in header if h]):
+                own = row[header.index(id_column)].strip()  # a short row's columns may be shifted: line id
+                if own and not _has_surrogates([own]):
+                    rid = own
             if _has_surrogates(row):
                 yield Reject(rid, "non_utf8_text", f"{path}:{reader.line_num}: bytes that are not UTF-8")
                 continue

@@ -28,15 +28,14 @@ rejects only its row (`non_utf8_text`); short/long rows and non-integer token co
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.json_stream import has_bad_text
-from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo, require
+from medmo_data.recipe import RawSample, Reject, SourceInfo, require
 from medmo_data.schema import turn
+from medmo_data.sources import iter_csv
 from medmo_data.text_release import check_options, int_option
 
 INFO = SourceInfo(
@@ -78,40 +77,10 @@ def _tokens(value: str) -> int | None:
     return -1 if not v else int(v) if v.isdigit() else None
 
 
-def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]] | Reject]:
-    # Notes can exceed the csv module's 128 KiB default field limit; raise it (process-wide, only up).
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f)
-        header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-        if missing := [c for c in COLUMNS[:3] if c not in header]:
-            raise SourceError(f"{path}: header lacks column(s) {missing}; found {header}")
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield Reject(f"{path.name}:{reader.line_num}", "malformed_csv", str(exc))
-                continue
-            lid = f"{path.name}:{reader.line_num}"
-            if len(row) != len(header):
-                if any(c.strip() for c in row):
-                    yield Reject(lid, "malformed_csv", f"{len(row)} fields, header has {len(header)}")
-                continue
-            rec = dict(zip(header, row, strict=True))
-            nid = rec["note_id"].strip()
-            rid = nid if nid and not has_bad_text(nid) else lid
-            if has_bad_text(row):
-                yield Reject(rid, "non_utf8_text", f"{lid}: a field holds bytes that are not UTF-8")
-                continue
-            yield rid, rec
-
-
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     opts = check_options(options, {"long": ("cut", "reject"), "max_input_chars": None}, INFO.name)
     limit = int_option(opts.get("max_input_chars"), "max_input_chars", DEFAULT_MAX_CHARS, INFO.name)
-    for item in _rows(require(root / FILE, "MIMIC-IV-Ext-BHC CSV")):
+    for item in iter_csv(require(root / FILE, "MIMIC-IV-Ext-BHC CSV"), required=COLUMNS[:3], id_column="note_id"):
         if isinstance(item, Reject):
             yield item
             continue
