@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from medmo_data.pixels import apply_window  # the transform itself is unavoidable work: same code
+
 PNG_LEVEL = 4  # NormalizeOptions' default
 
 
@@ -42,18 +44,6 @@ def _png(arr: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     return buf.getvalue()
 
 
-def _window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """The library's rule (round half up), computed in place in one float64 scratch array."""
-    v = values.astype(np.float64, copy=True)
-    np.clip(v, lo, hi, out=v)
-    v -= lo
-    v *= 255.0
-    v /= hi - lo
-    v += 0.5
-    np.floor(v, out=v)
-    return v.astype(np.uint8)
-
-
 def _rec(sid: str, text: str) -> bytes:
     return json.dumps({"id": sid, "messages": [{"role": "user", "content": text}]}).encode()
 
@@ -74,7 +64,7 @@ def ct_dicom(root: Path, out: Path) -> int:
         ds = pydicom.dcmread(root / line["images"][0])
         hu = apply_modality_lut(ds.pixel_array, ds)
         c, w = float(ds.WindowCenter), float(ds.WindowWidth)
-        px = _window(hu, c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2)
+        px = apply_window(hu, c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2)
         tar.add(line["id"], {"json": _rec(line["id"], "grounding"), "0.png": _png(px)})
         n += 1
     tar.close()
@@ -89,7 +79,7 @@ def deeplesion(root: Path, out: Path) -> int:
             lo, hi = (float(v) for v in row["DICOM_windows"].split(","))
             with Image.open(root / "Images_png" / folder / sl) as im:
                 stored = np.asarray(im, dtype=np.uint16)
-            px = _window(stored.astype(np.float64) - 32768.0, lo, hi)
+            px = apply_window(stored.astype(np.float64) - 32768.0, lo, hi)
             tar.add(row["File_name"][:-4], {"json": _rec(row["File_name"], "grounding"), "0.png": _png(px)})
             n += 1
     tar.close()
