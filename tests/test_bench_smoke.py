@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench import baselines, build_rows, gen
+from bench import build_rows, gen
 from bench.__main__ import collect, table
 
 
@@ -26,14 +26,6 @@ def test_dicom_generator_round_trips_hu(tmp_path):
     for ts in ("explicit", "rle"):
         ds = pydicom.dcmread(__import__("io").BytesIO(gen.dicom_bytes(hu, ts)))
         assert (apply_modality_lut(ds.pixel_array, ds) == hu).all(), ts
-
-
-def test_baseline_window_is_the_library_rule():
-
-    from medmo_data.pixels import apply_window
-
-    v = gen.phantom_hu(128, 2)
-    assert (baselines._window(v, -160.0, 239.0) == apply_window(v, -160.0, 239.0)).all()
 
 
 def test_collect_and_table_quick(tmp_path):
