@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,16 @@ def clean(text: Any) -> str:
     if isinstance(text, float) and text.is_integer():
         text = int(text)
     return str(text).strip()
+
+
+_PMCID = re.compile(r"^(PMC\d+)")
+
+
+def pmcid(figure: str) -> str:
+    """The PubMed Central article id a figure file is named after (`PMC3017433_...jpg` -> `PMC3017433`),
+    or "" (PMC-VQA figures and PMC-OA subfigures share it: the decontamination key between them)."""
+    m = _PMCID.match(Path(figure).name)
+    return m.group(1) if m else ""
 
 
 def read_text(path: Path) -> str:

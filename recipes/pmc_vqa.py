@@ -25,7 +25,7 @@ from pathlib import Path
 
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.schema import image
-from medmo_data.sources import iter_csv
+from medmo_data.sources import iter_csv, pmcid
 from medmo_data.text_qa import mcq_messages, mcq_target
 
 INFO = SourceInfo(
@@ -40,18 +40,12 @@ RELEASES = {"v2": ("figures", (("train", "train_2.csv"), ("test", "test_2.csv"))
 LETTERS = "ABCD"
 _PREFIX = re.compile(r"^\s*([A-D])\s*[:.)]\s*")
 _LETTER = re.compile(r"^([A-D])(?:\s*[:.)].*)?$", re.S)  # "B", "B:", "B: text"
-_PMCID = re.compile(r"^(PMC\d+)")
 
 
 def choice_text(cell: str, letter: str) -> str:
     """A choice cell without its own letter prefix (`"  B: Left Anterior Descending "` -> the text)."""
     m = _PREFIX.match(cell)
     return cell[m.end():].strip() if m and m.group(1) == letter else cell.strip()
-
-
-def pmcid(figure: str) -> str:
-    m = _PMCID.match(Path(figure).name)
-    return m.group(1) if m else ""
 
 
 def _files(root: Path, releases: list[str]) -> list[tuple[str, str, Path, Path]]:
