@@ -88,8 +88,13 @@ def process_image(dec: Decoded, index: int, fmt: str,
 Normalized = tuple[dict[str, Any], dict[str, bytes], list[dict[str, Any]]]
 
 
+def dump_json(obj: Any) -> bytes:
+    """The one JSON encoding of the project's files: UTF-8, sorted keys, compact, strict (no NaN)."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
 def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:
-    """The record (JSON-ready), its image members {"0.png": bytes, ...} and per-image fingerprints."""
+    """The record, its members {"json": encoded record, "0.png": bytes, ...} and per-image fingerprints."""
     _check_text(raw.messages, "messages")
     _check_text(raw.target, "target")
     _check_text(raw.meta, "meta")
@@ -144,7 +149,7 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
     }
     try:
         validate_record(rec)
-        json.dumps(rec, allow_nan=False)
+        members["json"] = dump_json(rec)  # encoded once, here: a NaN anywhere rejects the sample
     except SchemaError as exc:
         raise SampleRejected("schema", str(exc)) from exc
     except ValueError as exc:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .fingerprint import normalize_text, text_sha1
-from .normalize import NormalizeOptions, SampleRejected, normalize
+from .normalize import NormalizeOptions, SampleRejected, dump_json, normalize
 from .recipe import RawSample, SourceInfo
 
 STATS_SUFFIX = ".stats.json"
@@ -51,10 +51,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def dump_json(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 class _TarBuilder:
@@ -212,7 +208,6 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
             except SampleRejected as exc:
                 rejects.append({"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]})
                 continue
-            members = {"json": dump_json(rec), **members}
             if tar.count and tar.size() + sum(len(v) for v in members.values()) > max_shard_bytes:
                 tars.append(tar.finish())
                 tar = _TarBuilder(out_dir / f"{task.name}-p{len(tars)}.tar")

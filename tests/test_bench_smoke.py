@@ -29,7 +29,6 @@ def test_dicom_generator_round_trips_hu(tmp_path):
 
 
 def test_collect_and_table_quick(tmp_path):
-    pytest.importorskip("medmo_train.rewards")
     res = collect(("scaling", "reward"), quick=True, mix_n=0, mix_timeout=5, log=lambda m: None)
     assert res["scaling"]["same_bytes"] is True
     assert all(r["speedup"] > 0 for r in res["reward"])
@@ -44,7 +43,8 @@ def test_missing_piece_is_reported_not_fatal():
 
 
 def test_naive_reward_matches_vectorized():
-    rewards = pytest.importorskip("medmo_train.rewards")
+    from medmo_train import rewards
+
     from bench.reward import naive_box_score
 
     p, g = [[10, 10, 50, 60], [100, 100, 150, 170]], [[12, 8, 48, 66]]
