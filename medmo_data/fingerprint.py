@@ -23,11 +23,8 @@ def pixel_sha256(pixels: np.ndarray) -> str:
 def dhash64(img: Image.Image) -> int:
     """64-bit difference hash (grey 9x8, left-right gradients) as a signed int64 for Parquet."""
     small = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).ravel()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
-    return value - (1 << 64) if value >= 1 << 63 else value
+    bits = (small[:, 1:] > small[:, :-1]).ravel()  # 64 bits, first bit most significant
+    return int.from_bytes(np.packbits(bits).tobytes(), "big", signed=True)
 
 
 def normalize_text(text: str) -> str:
