@@ -3,6 +3,7 @@ real layouts, baselines and builds agree on counts, the table renders, reward tr
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -24,7 +25,7 @@ def test_dicom_generator_round_trips_hu(tmp_path):
 
     hu = gen.phantom_hu(64, 1)
     for ts in ("explicit", "rle"):
-        ds = pydicom.dcmread(__import__("io").BytesIO(gen.dicom_bytes(hu, ts)))
+        ds = pydicom.dcmread(io.BytesIO(gen.dicom_bytes(hu, ts)))
         assert (apply_modality_lut(ds.pixel_array, ds) == hu).all(), ts
 
 
