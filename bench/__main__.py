@@ -3,7 +3,7 @@
     python -m bench [--quick] [--only build,scaling,memory,png,mix,loader,reward] [--mix-n N]
 
 Prints one table and writes bench/results/<UTC timestamp>.json (machine, load average, every number).
-A row whose piece is missing (e.g. `medmo_data.mix` not installed) prints "not available" and the run
+A row whose piece is missing (e.g. `medmo_data.mix.mixer` not installed) prints "not available" and the run
 goes on. No network; inputs are generated under a temporary folder that is removed at the end.
 """
 
@@ -81,7 +81,7 @@ def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
                                                    shard_samples=max(5, int(50 * scale))), needs="ray")
         step("memory", lambda: build_rows.memory(work, n=max(20, int(300 * scale))))
         step("png", lambda: build_rows.png_levels(work, n=max(8, int(100 * scale))))
-        step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout), needs="medmo_data.mix")
+        step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout), needs="medmo_data.mix.mixer")
         step("loader", lambda: __import__("bench.loader", fromlist=["run"]).run(
             work, n_images=max(10, int(60 * scale)), n_text=max(50, int(600 * scale))), needs="medmo_train.data")
         step("reward", lambda: __import__("bench.reward", fromlist=["run"]).run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medmo_data.pixels import apply_window  # the transform itself is unavoidable work: same code
+from medmo_data.pixels.transform import apply_window  # the transform itself is unavoidable work: same code
 
 PNG_LEVEL = 4  # NormalizeOptions' default
 

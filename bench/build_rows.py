@@ -46,8 +46,8 @@ CASES = [
 
 def _build(recipe: str, raw: Path, out: Path, workers: int = 1, png_level: int = 4,
            shard_samples: int = 1000) -> dict[str, Any]:
-    from medmo_data.build import BuildOptions, build
-    from medmo_data.normalize import NormalizeOptions
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.build.normalize import NormalizeOptions
     from medmo_data.recipe import get_recipe
 
     shutil.rmtree(out, ignore_errors=True)
@@ -179,8 +179,8 @@ def workdir() -> Path:
 
 
 def _ray_child(raw: Path, out: Path, cpus: int, shard_samples: int) -> dict[str, Any]:
-    code = ("import json,time,ray,sys;from pathlib import Path;from medmo_data.build import BuildOptions;"
-            "from medmo_data.recipe import get_recipe;from medmo_data.ray_engine import build_ray;"
+    code = ("import json,time,ray,sys;from pathlib import Path;from medmo_data.build.distributor import BuildOptions;"
+            "from medmo_data.recipe import get_recipe;from medmo_data.build.ray_engine import build_ray;"
             f"ray.init(num_cpus={cpus},include_dashboard=False,log_to_driver=False);"
             f"t=time.perf_counter();r=build_ray(get_recipe('deeplesion'),Path({str(raw)!r}),"
             f"BuildOptions(output=Path({str(out)!r}),shard_samples={shard_samples}));"

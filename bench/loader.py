@@ -23,7 +23,7 @@ BATCH = {1: 10, 2: 2, 3: 14}  # per-device batch of the design table
 
 
 def _manifest(stage: int, folder: Path, name: str, pixels: tuple[int, int] | None) -> Any:
-    from medmo_data.stage import ShardRef, StageManifest, StageSource
+    from medmo_data.mix.stage import ShardRef, StageManifest, StageSource
 
     man = json.loads((folder / "manifest.json").read_text())
     shards = [ShardRef(folder / s["path"], s["sha256"], s["samples"]) for s in man["shards"]]

@@ -2,7 +2,7 @@
 
     python -m bench.mix_26m [N] [--keep DIR]
 
-Writes N training rows as per-shard index Parquet files in the real schema (medmo_data.writer
+Writes N training rows as per-shard index Parquet files in the real schema (medmo_data.shards.writer
 INDEX_SCHEMA) for four image-caption sources (medtrinity 70 %, roco, pmc_oa, pubmed_vision 10 % each),
 plus two benchmark sources with test splits (20,000 VQA items with images, 10,000 long text questions).
 Prompts: 90 % from 50 caption templates, 10 % unique 12-word questions. Planted: 0.01 % of rows copy a
@@ -144,7 +144,7 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     parts = generate(root / "data", n)
     gen_s = time.perf_counter() - t0
     (root / "spec.yaml").write_text(SPEC)
-    code = ("import json,resource,sys,time;from pathlib import Path;from medmo_data.mix import mix,MixOptions;"
+    code = ("import json,resource,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
             "t=time.perf_counter();m,_=mix(Path(sys.argv[1]),MixOptions(data=Path(sys.argv[2]),out=Path(sys.argv[3])));"
             "print(json.dumps({'mix_s':time.perf_counter()-t,'samples':m['samples'],'filters':m['filters']['by_reason'],"
             "'decontam':m['filters']['decontam']['by_benchmark'],"

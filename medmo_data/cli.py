@@ -66,7 +66,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
     recipes = all_recipes()
     rows = [r.info for r in recipes.values()]
     if as_json:
-        from .manifest import info_json
+        from medmo_data.build.manifest import info_json
 
         out.print_json(json.dumps([info_json(i) for i in rows]))
         return
@@ -96,9 +96,10 @@ def build(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
 ) -> None:
     """Build one source into WebDataset shards plus a manifest. Re-running resumes."""
-    from .build import BuildOptions
-    from .build import build as run_build
-    from .normalize import NormalizeOptions
+    from medmo_data.build.distributor import BuildOptions
+    from medmo_data.build.distributor import build as run_build
+    from medmo_data.build.normalize import NormalizeOptions
+
     from .schema import SPLITS
 
     if split is not None and split not in SPLITS:
@@ -120,7 +121,7 @@ def build(
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             tid = bar.add_task(f"building {recipe}", total=None)
             if engine == "ray":
-                from .ray_engine import build_ray
+                from medmo_data.build.ray_engine import build_ray
 
                 result = build_ray(rec, root, opts, address=address)
             elif engine == "local":
@@ -150,7 +151,7 @@ def verify(
     no_images: Annotated[bool, typer.Option("--no-images", help="Skip decoding images.")] = False,
 ) -> None:
     """Re-hash shards and check every sample against the schema and the manifest."""
-    from .verify import verify as run_verify
+    from medmo_data.build.verify import verify as run_verify
 
     if not (folder / "manifest.json").exists():
         fail(f"{folder}/manifest.json: not found (build the source first)")
@@ -203,8 +204,8 @@ def mix_cmd(
     no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Skip dedup.")] = False,
 ) -> None:
     """Resolve a stage spec against built sources: decontaminate, dedup, filter; write the stage manifest."""
-    from .mix import MixError, MixOptions, find_spec
-    from .mix import mix as run_mix
+    from medmo_data.mix.mixer import MixError, MixOptions, find_spec
+    from medmo_data.mix.mixer import mix as run_mix
 
     if (stage is None) == (spec is None):
         fail("pass exactly one of --stage N or --spec FILE")
@@ -237,8 +238,8 @@ def stats(
         "report.html"),
 ) -> None:
     """An HTML report (and PNG plots) of a stage mixture: composition, sizes, tokens, boxes, filters."""
-    from .stage import StageManifestError
-    from .stats_report import report
+    from medmo_data.mix.stage import StageManifestError
+    from medmo_data.mix.stats_report import report
 
     try:
         files = report(manifest, out_path)

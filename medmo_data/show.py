@@ -8,8 +8,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .manifest import load
-from .reader import iter_samples
+from medmo_data.build.manifest import load
+from medmo_data.shards.reader import iter_samples
+
 from .render import render_messages
 
 TILE = 320

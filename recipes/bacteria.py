@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import cells, yolo
+from medmo_data.families import cells, yolo
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.chatdoctor import CHATDOCTOR_INSTRUCTION, Columns, instruction_samples
+from medmo_data.families.chatdoctor import CHATDOCTOR_INSTRUCTION, Columns, instruction_samples
+from medmo_data.families.text_release import check_options, release_rows
 from medmo_data.recipe import RawSample, Reject, SourceInfo
-from medmo_data.text_release import check_options, release_rows
 
 INFO = SourceInfo(
     name="chatdoctor_icliniq", title="ChatDoctor iCliniq", stages=(3,), tasks=("text_qa",),

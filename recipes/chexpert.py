@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.formats.tables import clean, iter_csv, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, iter_csv, vqa_messages
 
 INFO = SourceInfo(
     name="chexpert", title="CheXpert v1.0", stages=(2,), tasks=("classification",), modality="xray",

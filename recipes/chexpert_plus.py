@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.reports import join_report, report_messages, tidy
+from medmo_data.formats.tables import iter_csv
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import join_report, report_messages, tidy
-from medmo_data.sources import iter_csv
 
 INFO = SourceInfo(
     name="chexpert_plus", title="CheXpert Plus", stages=(2,), tasks=("report",), modality="xray",

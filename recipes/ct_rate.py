@@ -28,10 +28,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.nifti import evenly_spaced
+from medmo_data.formats.tables import iter_csv
+from medmo_data.pixels.nifti import evenly_spaced
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.schema import image, turn
-from medmo_data.sources import iter_csv
 
 INFO = SourceInfo(
     name="ct_rate", title="CT-RATE", stages=(2,), tasks=("report",), modality="ct", access="registered",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medmo_data import cells
+from medmo_data.families import cells
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(

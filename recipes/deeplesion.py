@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import boxes
+from medmo_data.formats.tables import iter_csv
+from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo, require
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn
-from medmo_data.sources import iter_csv
 
 INFO = SourceInfo(
     name="deeplesion", title="DeepLesion", stages=(2, 4), tasks=("grounding",), modality="ct", access="open",

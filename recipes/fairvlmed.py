@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medmo_data.formats.tables import iter_csv, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import iter_csv, vqa_messages
 
 INFO = SourceInfo(
     name="fairvlmed", title="Harvard-FairVLMed", stages=(2,), tasks=("report",), modality="fundus",

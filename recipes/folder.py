@@ -29,11 +29,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medmo_data import boxes
+from medmo_data.formats.tables import clean, iter_csv, iter_jsonl
+from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.render import HINT
 from medmo_data.schema import ACCESS, MODALITIES, TASKS, image, objects, turn
-from medmo_data.sources import clean, iter_csv, iter_jsonl
 
 INFO = SourceInfo(
     name="folder", title="Your own folder of images + annotations", stages=(2,),

@@ -24,11 +24,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import yolo
+from medmo_data.families import yolo
+from medmo_data.formats.tables import iter_csv
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo, require
 from medmo_data.render import HINT, NO_OBJECTS
 from medmo_data.schema import image, objects, turn
-from medmo_data.sources import iter_csv
 
 INFO = SourceInfo(
     name="grazpedwri_dx", title="GRAZPEDWRI-DX", stages=(2, 4), tasks=("grounding",), modality="xray",

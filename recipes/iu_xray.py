@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.families.reports import hash_split, join_report, openi_report, report_messages, tidy
+from medmo_data.formats.tables import clean, iter_csv, load_json
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import hash_split, join_report, openi_report, report_messages, tidy
-from medmo_data.sources import clean, iter_csv, load_json
 
 INFO = SourceInfo(
     name="iu_xray", title="IU-Xray (Indiana University Chest X-ray, OpenI)", stages=(2,), tasks=("report",),

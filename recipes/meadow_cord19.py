@@ -3,12 +3,12 @@
 
 Get it from the Hugging Face hub, `medalpaca/medical_meadow_cord19`: ONE JSON array
 `medical_meadow_cord19.json` of 1.38 GB, or the hub's parquet conversion (`default/train/*.parquet`).
-The array is streamed item by item (`medmo_data.json_stream`), never loaded whole; memory stays flat.
+The array is streamed item by item (`medmo_data.formats.json_stream`), never loaded whole; memory stays flat.
 Licence: the CORD-19 papers carry their own (mixed) licences; the set states none. Rows: `instruction` the
 constant "Please summerize the given abstract to a title" (the typo is in the data and is kept: it is the
 source's prompt), `input` the abstract, `output` the title. Task: summarization. A row without an abstract
 (`input` empty or a placeholder) or without a title is rejected (`empty_text`). Single `train` split; no
-benchmark overlap found (sources.md §6.2). Shared reader: `medmo_data.meadow`.
+benchmark overlap found (sources.md §6.2). Shared reader: `medmo_data.families.meadow`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import meadow
+from medmo_data.families import meadow
 from medmo_data.recipe import RawSample, Reject, SourceInfo
 
 INFO = SourceInfo(

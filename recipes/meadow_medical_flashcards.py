@@ -6,7 +6,7 @@ Get it from the Hugging Face hub, `medalpaca/medical_meadow_medical_flashcards`:
 hub's parquet conversion. Licence tag `cc` (version not stated). Rows: `instruction` is the constant "Answer
 this question truthfully", `input` the question, `output` the answer. Single `train` split, no overlap with
 the benchmarks found (sources.md §6.2). The constant instruction stays as the prompt's first line; a row
-whose question (`input`) is empty or a placeholder is rejected (`empty_text`). Shared reader: `medmo_data.meadow`.
+whose question (`input`) is empty or a placeholder is rejected (`empty_text`). Shared reader: `medmo_data.families.meadow`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import meadow
+from medmo_data.families import meadow
 from medmo_data.recipe import RawSample, Reject, SourceInfo
 
 INFO = SourceInfo(

@@ -8,7 +8,7 @@ documents, `output` the summary that answers the question; third-party loaders r
 but sources.md marks them UNVERIFIED against the card. Task: summarization (question, blank line, documents;
 the summary as the answer). Long documents are kept whole (token budgets belong to `mix`). A row without
 documents (`input` empty or a placeholder) is rejected (`empty_text`). Single `train` split; no benchmark
-overlap found (sources.md §6.2). Shared reader: `medmo_data.meadow`.
+overlap found (sources.md §6.2). Shared reader: `medmo_data.families.meadow`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import meadow
+from medmo_data.families import meadow
 from medmo_data.recipe import RawSample, Reject, SourceInfo
 
 INFO = SourceInfo(

@@ -9,7 +9,7 @@ sentence, `output` one of four fixed phrasings, one with a typo in the data ("Th
 The reply keeps the source's phrasing; `target` adds the canonical label and the instruction's code
 (0 none, 1 correlational, 2 conditional causal, 3 direct causal) so an evaluator need not parse prose.
 An output that is none of the four is rejected (`unknown_label`); an empty sentence is `empty_text`.
-Single `train` split; no benchmark overlap found (sources.md §6.2). Shared reader: `medmo_data.meadow`.
+Single `train` split; no benchmark overlap found (sources.md §6.2). Shared reader: `medmo_data.families.meadow`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data import meadow
+from medmo_data.families import meadow
+from medmo_data.families.text_qa import instruction_messages
 from medmo_data.recipe import RawSample, Reject, SourceInfo
-from medmo_data.text_qa import instruction_messages
 
 INFO = SourceInfo(
     name="meadow_pubmed_causal", title="Medical Meadow: PubMed Causal", stages=(3,), tasks=("instruction",),

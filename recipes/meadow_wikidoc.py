@@ -6,7 +6,7 @@ Get it from the Hugging Face hub, `medalpaca/medical_meadow_wikidoc`: one JSON a
 Rows: `instruction` the constant "Answer this question truthfully", `input` the rephrased heading, `output`
 the paragraph. The card warns that about 30 % of the rephrasings are unsatisfactory; they are kept (quality
 filtering is the mixer's call). Single `train` split; no benchmark overlap found (sources.md §6.2). A row
-whose `input` is empty or a placeholder is rejected (`empty_text`). Shared reader: `medmo_data.meadow`.
+whose `input` is empty or a placeholder is rejected (`empty_text`). Shared reader: `medmo_data.families.meadow`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import meadow
+from medmo_data.families import meadow
 from medmo_data.recipe import RawSample, Reject, SourceInfo
 
 INFO = SourceInfo(

@@ -8,7 +8,7 @@ with one of the option in the bracket"; `input` = `"Q:" + question + "? \\n" + <
 options A-E> + ","` (so a question that already ends in "?" gets "??"; an option holding an apostrophe is
 repr'd with double quotes); `output` = `"E: Lipohyalinosis"` (letter, colon, option text).
 The options are read with `ast.literal_eval` (never `eval`), the doubled "?" is undone, and the sample uses
-the shared MCQ layout (`medmo_data.text_qa`): options lettered in source order, `target` = choices + answer
+the shared MCQ layout (`medmo_data.families.text_qa`): options lettered in source order, `target` = choices + answer
 letter + answer text. Rejects: input without an options dict or with an unparsable one (`malformed_options`),
 an answer letter that is not an option or whose text disagrees with it (`answer_mismatch`), empty fields.
 
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data import meadow
+from medmo_data.families import meadow
+from medmo_data.families.text_qa import mcq_messages, mcq_target
 from medmo_data.recipe import RawSample, Reject, SourceInfo
-from medmo_data.text_qa import mcq_messages, mcq_target
 
 INFO = SourceInfo(
     name="medical_meadow_medqa", title="Medical Meadow: MedQA (USMLE, 5 options)", stages=(3,), tasks=("mcq",),

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.text_release import reasoning_release
 from medmo_data.recipe import RawSample, Reject, SourceInfo
-from medmo_data.text_release import reasoning_release
 
 INFO = SourceInfo(
     name="medical_o1_reasoning_sft", title="medical-o1-reasoning-SFT (HuatuoGPT-o1)", stages=(3,),

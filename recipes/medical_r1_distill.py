@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.text_release import reasoning_release
 from medmo_data.recipe import RawSample, Reject, SourceInfo
-from medmo_data.text_release import reasoning_release
 
 INFO = SourceInfo(
     name="medical_r1_distill", title="Medical-R1-Distill-Data", stages=(3,), tasks=("reasoning",),

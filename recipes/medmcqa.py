@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.families.text_qa import LETTERS, mcq_messages, mcq_target
+from medmo_data.formats.tables import clean, hf_splits, iter_jsonl, iter_parquet
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, hf_splits, iter_jsonl, iter_parquet
-from medmo_data.text_qa import LETTERS, mcq_messages, mcq_target
 
 INFO = SourceInfo(
     name="medmcqa", title="MedMCQA", stages=(3,), tasks=("mcq",), modality="none", access="open",

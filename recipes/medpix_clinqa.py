@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.families.reports import caption_messages
+from medmo_data.formats.tables import clean, hf_image, iter_jsonl, iter_parquet, load_json, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import caption_messages
-from medmo_data.sources import clean, hf_image, iter_jsonl, iter_parquet, load_json, vqa_messages
 
 INFO = SourceInfo(
     name="medpix_clinqa", title="MEDPIX-ClinQA + MedPix 2.0 captions", stages=(2,), tasks=("vqa", "caption"),

@@ -28,9 +28,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.text_qa import instruction_messages
+from medmo_data.formats.tables import iter_csv
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import iter_csv
-from medmo_data.text_qa import instruction_messages
 
 INFO = SourceInfo(
     name="medquad", title="MedQuAD", stages=(3,), tasks=("text_qa",), modality="none", access="open",

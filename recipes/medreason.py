@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.families.text_qa import reasoning_messages
+from medmo_data.families.text_release import THINK_OPTION, check_options, find_file
+from medmo_data.formats.tables import clean, hf_splits, iter_jsonl, iter_parquet
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, hf_splits, iter_jsonl, iter_parquet
-from medmo_data.text_qa import reasoning_messages
-from medmo_data.text_release import THINK_OPTION, check_options, find_file
 
 INFO = SourceInfo(
     name="medreason", title="MedReason", stages=(3,), tasks=("reasoning",), modality="none", access="open",

@@ -29,10 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.formats.tables import clean, load_json
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, text, turn
-from medmo_data.sources import clean, load_json
 
 INFO = SourceInfo(
     name="medsg", title="MedSG-188K / MedSG-Bench", stages=(2, 4), tasks=("grounding",), modality="mixed",

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.families.reports import caption_messages
+from medmo_data.formats.tables import clean, hf_image, iter_parquet
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import caption_messages
-from medmo_data.sources import clean, hf_image, iter_parquet
 
 INFO = SourceInfo(
     name="medtrinity", title="MedTrinity-25M", stages=(1,), tasks=("caption",), modality="mixed",

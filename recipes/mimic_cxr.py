@@ -12,7 +12,7 @@ Files read (from the MIMIC-CXR-JPG project, plus the reports of the MIMIC-CXR DI
 One sample per study: its images (frontal PA/AP first, then lateral, then others; `--option views=PA,AP`
 keeps only those ViewPositions, `--option max_images=N` caps the count) and the report target MedMO used,
 FINDINGS + blank line + IMPRESSION, sectioned as the MIMIC team's `section_parser.py` does
-(`medmo_data.reports`). ~15-20 % of studies have no FINDINGS: the impression alone is the target; a study
+(`medmo_data.families.reports`). ~15-20 % of studies have no FINDINGS: the impression alone is the target; a study
 with neither (only a trailing paragraph) is rejected `empty_report`. The INDICATION section, when present,
 prefixes the prompt. `___` de-identification placeholders are kept as they are. Rejects: `missing_report`,
 `no_split` (study absent from the split file), `no_selected_view`, `empty_report`.
@@ -28,8 +28,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.reports import join_report, mimic_sections, report_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
-from medmo_data.reports import join_report, mimic_sections, report_messages
 
 INFO = SourceInfo(
     name="mimic_cxr", title="MIMIC-CXR-JPG", stages=(2,), tasks=("report",), modality="xray",

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data.json_stream import iter_json_items, iter_json_objects
+from medmo_data.formats.json_stream import iter_json_items, iter_json_objects
+from medmo_data.formats.tables import clean, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, vqa_messages
 
 INFO = SourceInfo(
     name="mimic_cxr_vqa", title="MIMIC-Ext-MIMIC-CXR-VQA", stages=(2,), tasks=("vqa",), modality="xray",

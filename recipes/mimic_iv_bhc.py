@@ -33,10 +33,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.text_release import check_options, int_option
+from medmo_data.formats.tables import iter_csv
 from medmo_data.recipe import RawSample, Reject, SourceInfo, require
 from medmo_data.schema import turn
-from medmo_data.sources import iter_csv
-from medmo_data.text_release import check_options, int_option
 
 INFO = SourceInfo(
     name="mimic_iv_bhc", title="MIMIC-IV-Ext-BHC (brief hospital course)", stages=(3,),

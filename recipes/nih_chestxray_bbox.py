@@ -19,8 +19,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data import boxes
-from medmo_data.chestxray14 import (
+from medmo_data.families.chestxray14 import (
     Entry,
     canonical_label,
     data_entry_path,
@@ -29,6 +28,7 @@ from medmo_data.chestxray14 import (
     patient_split,
     read_data_entry,
 )
+from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.chestxray14 import (
+from medmo_data.families.chestxray14 import (
     LABELS,
     NO_FINDING,
     Entry,
@@ -25,8 +25,8 @@ from medmo_data.chestxray14 import (
     patient_split,
     read_data_entry,
 )
+from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
-from medmo_data.sources import vqa_messages
 
 INFO = SourceInfo(
     name="nih_vqa", title="NIH ChestX-ray14 findings as VQA (NIH-VQA)", stages=(2, 4), tasks=("vqa",),

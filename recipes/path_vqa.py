@@ -6,9 +6,9 @@ copyright stays with the publishers / PEIR.
 Files read, original release (input = `pvqa/` or its parent):
 - `qas/{train,val,test}/{split}_qa.pkl`: a pickled list of `{'image': 'val_0261', 'question', 'answer'}`;
   images `images/{split}/<image>.jpg`. A pickle is code, not data: it is read with
-  `medmo_data.safe_pickle` (a whitelist interpreter that never unpickles; anything but plain data is refused
+  `medmo_data.formats.safe_pickle` (a whitelist interpreter that never unpickles; anything but plain data is refused
   with exit 2). To convert once, explicitly, run
-  `python -m medmo_data.safe_pickle pvqa/qas/train/train_qa.pkl pvqa/qas/train/train_qa.json`; a
+  `python -m medmo_data.formats.safe_pickle pvqa/qas/train/train_qa.pkl pvqa/qas/train/train_qa.json`; a
   `{split}_qa.json` next to the pickle (same list of dicts) is then read instead, with no pickle involved.
 - HF: `data/{train,validation,test}-*.parquet` (`image` {bytes, path}, `question`, `answer`); its processing
   already dropped duplicates, lower-cased and renamed images, so ids are `{split}-{row}`.
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.formats.safe_pickle import load_path
+from medmo_data.formats.tables import clean, hf_image, hf_splits, iter_parquet, load_json, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.safe_pickle import load_path
-from medmo_data.sources import clean, hf_image, hf_splits, iter_parquet, load_json, vqa_messages
 
 INFO = SourceInfo(
     name="path_vqa", title="PathVQA", stages=(2,), tasks=("vqa",), modality="pathology", access="open",

@@ -29,11 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data.json_stream import iter_json_records
-from medmo_data.meadow import is_placeholder
+from medmo_data.families.meadow import is_placeholder
+from medmo_data.families.text_qa import instruction_messages
+from medmo_data.formats.json_stream import iter_json_records
+from medmo_data.formats.tables import clean, iter_parquet
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, iter_parquet
-from medmo_data.text_qa import instruction_messages
 
 INFO = SourceInfo(
     name="pmc_instructqa", title="PMC-InstructQA (PMC-LLaMA instructions, MedC-I)", stages=(3,),

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.formats.tables import clean, iter_csv, iter_jsonl, pmcid, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, iter_csv, iter_jsonl, pmcid, vqa_messages
 
 INFO = SourceInfo(
     name="pmc_oa", title="PMC-OA", stages=(2,), tasks=("caption",), modality="mixed", access="open",

@@ -8,7 +8,7 @@ Get it from Hugging Face `xmcmic/PMC-VQA` (mirror `RadGenome/PMC-VQA`). Licence 
 - v1: `train.csv`, `test.csv` (or `test_clean.csv` when `test.csv` is absent) (`Figure_path, Question,
   Answer, Choice A..D, Answer_label`, `Anwser` spelling accepted), images `images/<Figure_path>`.
 Choices carry a letter prefix and stray spaces (`"  B: Left Anterior Descending "`): the prefix is removed.
-The letter is resolved to its text; the sample is `medmo_data.text_qa` MCQ (`target` has choices, letter,
+The letter is resolved to its text; the sample is `medmo_data.families.text_qa` MCQ (`target` has choices, letter,
 text) with the figure before the question. `--option explain=caption` adds the v2 `Caption` as the
 explanation (MedMO appended it as "Reason"); off by default.
 Splits: train files -> train, test files -> test. `test_2.csv` is the MedEvalKit benchmark, so a train row
@@ -23,10 +23,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.text_qa import mcq_messages, mcq_target
+from medmo_data.formats.tables import iter_csv, pmcid
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 from medmo_data.schema import image
-from medmo_data.sources import iter_csv, pmcid
-from medmo_data.text_qa import mcq_messages, mcq_target
 
 INFO = SourceInfo(
     name="pmc_vqa", title="PMC-VQA", stages=(2,), tasks=("mcq",), modality="mixed", access="open",

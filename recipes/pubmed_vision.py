@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.json_stream import iter_json_objects, iter_json_records
-from medmo_data.llava import LlavaError, image_list, llava_messages
+from medmo_data.families.llava import LlavaError, image_list, llava_messages
+from medmo_data.formats.json_stream import iter_json_objects, iter_json_records
+from medmo_data.formats.tables import clean
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean
 
 INFO = SourceInfo(
     name="pubmed_vision", title="PubMedVision", stages=(2,), tasks=("vqa", "instruction"), modality="mixed",

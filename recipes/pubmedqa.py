@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data.json_stream import iter_json_items
+from medmo_data.families.text_qa import mcq_messages, mcq_target
+from medmo_data.formats.json_stream import iter_json_items
+from medmo_data.formats.tables import clean, iter_parquet, load_json
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 from medmo_data.schema import turn
-from medmo_data.sources import clean, iter_parquet, load_json
-from medmo_data.text_qa import mcq_messages, mcq_target
 
 INFO = SourceInfo(
     name="pubmedqa", title="PubMedQA (PQA-L / PQA-A / PQA-U)", stages=(3,), tasks=("mcq", "text_qa"),

@@ -7,7 +7,7 @@ redistribution of the data or of shards built from it; cite Quilt-1M and Quilt-L
 Files read: `quilt_pretrain.json` (a JSON list of `{"id", "image", "conversations": [{"from": "human",
 "value": "...<image>..."}, {"from": "gpt", "value": caption}]}`), images `quilt_1m/<image>` (MedMO's layout
 `images/quilt_1m/` is accepted too). The `<image>` placeholder becomes the image part where it stands
-(`medmo_data.llava`); a record whose placeholder count differs from its image count is rejected.
+(`medmo_data.families.llava`); a record whose placeholder count differs from its image count is rejected.
 Split: all `train` (the release has no other split). Fixtures are synthetic (no redistribution).
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medmo_data.json_stream import iter_json_objects, iter_json_records
-from medmo_data.llava import LlavaError, final_answer, image_list, llava_messages
+from medmo_data.families.llava import LlavaError, final_answer, image_list, llava_messages
+from medmo_data.formats.json_stream import iter_json_objects, iter_json_records
+from medmo_data.formats.tables import clean
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
-from medmo_data.sources import clean
 
 INFO = SourceInfo(
     name="quilt_llava_pretrain", title="Quilt-LLaVA-Pretrain", stages=(2,), tasks=("caption",),

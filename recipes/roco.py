@@ -21,9 +21,9 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.reports import caption_messages, hub_captions
+from medmo_data.formats.tables import hf_splits
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import caption_messages, hub_captions
-from medmo_data.sources import hf_splits
 
 INFO = SourceInfo(
     name="roco", title="ROCO (Radiology Objects in COntext)", stages=(2,), tasks=("caption",), modality="mixed",

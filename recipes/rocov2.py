@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.families.reports import caption_messages, hub_captions
+from medmo_data.formats.tables import clean, hf_splits, iter_csv
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.reports import caption_messages, hub_captions
-from medmo_data.sources import clean, hf_splits, iter_csv
 
 INFO = SourceInfo(
     name="rocov2", title="ROCOv2", stages=(2,), tasks=("caption",), modality="mixed", access="open",

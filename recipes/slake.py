@@ -25,12 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medmo_data import boxes
-from medmo_data.archive import ReleaseTree
+from medmo_data.formats.archive import ReleaseTree
+from medmo_data.formats.tables import clean, load_json, vqa_messages
+from medmo_data.pixels import boxes
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn
-from medmo_data.sources import clean, load_json, vqa_messages
 
 INFO = SourceInfo(
     name="slake", title="SLAKE", stages=(2, 4), tasks=("vqa", "grounding"), modality="mixed", access="open",

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import vqa_messages
 
 INFO = SourceInfo(
     name="vqa_med_2019", title="VQA-Med-2019 (ImageCLEF)", stages=(2,), tasks=("vqa",), modality="mixed",

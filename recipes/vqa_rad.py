@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmo_data.formats.tables import clean, hf_image, hf_splits, iter_parquet, load_json, vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
-from medmo_data.sources import clean, hf_image, hf_splits, iter_parquet, load_json, vqa_messages
 
 INFO = SourceInfo(
     name="vqa_rad", title="VQA-RAD", stages=(2,), tasks=("vqa",), modality="mixed", access="open",

@@ -16,10 +16,10 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from medmo_data.build import BuildOptions, build  # noqa: E402
+from medmo_data.build.distributor import BuildOptions, build  # noqa: E402
+from medmo_data.build.verify import verify  # noqa: E402
 from medmo_data.recipe import all_recipes  # noqa: E402
 from medmo_data.show import show  # noqa: E402
-from medmo_data.verify import verify  # noqa: E402
 from tests.fixtures import available, make  # noqa: E402
 
 OUT = ROOT / "demo"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medmo_data.build import BuildOptions, BuildResult, build
-from medmo_data.normalize import NormalizeOptions
-from medmo_data.reader import iter_samples
+from medmo_data.build.distributor import BuildOptions, BuildResult, build
+from medmo_data.build.normalize import NormalizeOptions
 from medmo_data.recipe import get_recipe
+from medmo_data.shards.reader import iter_samples
 from tests.fixtures import make
 
 
@@ -22,7 +22,7 @@ def build_fixture(name: str, tmp_path: Path, **kw: Any) -> BuildResult:
 
 def read_samples(folder: Path) -> list[dict[str, Any]]:
     """Every sample of a built source, in manifest order: {"__key__", "json", "0.png", ...}."""
-    from medmo_data.manifest import load
+    from medmo_data.build.manifest import load
 
     man = load(folder)
     out = []

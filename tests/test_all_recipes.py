@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import pytest
 
+from medmo_data.build.verify import verify
 from medmo_data.recipe import all_recipes
-from medmo_data.verify import verify
 from tests.fixtures import available
 from tests.helpers import build_fixture
 

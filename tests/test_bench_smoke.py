@@ -39,7 +39,7 @@ def test_collect_and_table_quick(tmp_path):
 
 
 def test_missing_piece_is_reported_not_fatal():
-    res = {"mix": {"skipped": "not available: medmo_data.mix is not installed"}}
+    res = {"mix": {"skipped": "not available: medmo_data.mix.mixer is not installed"}}
     assert "not available" in table(res)
 
 

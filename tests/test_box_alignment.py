@@ -71,7 +71,7 @@ def test_real_shard_box_alignment(built, tiny_model):  # noqa: F811
     """A NIH ChestX-ray14 sample as built by the project (1024x1024 stored), pixel frame at 64x64 fed."""
     from transformers import AutoProcessor
 
-    from medmo_data.reader import iter_samples
+    from medmo_data.shards.reader import iter_samples
 
     folder = built["nih_chestxray_bbox"]
     s = next(iter_samples(next(iter(sorted(folder.glob("train-*.tar"))))))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from medmo_data import boxes
+from medmo_data.pixels import boxes
 
 
 def test_xywh_yolo_onebased_points():

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from medmo_data.build import BuildOptions, OutputLocked, _Lock, build
-from medmo_data.reader import iter_samples
+from medmo_data.build.distributor import BuildOptions, OutputLocked, _Lock, build
+from medmo_data.build.verify import verify
 from medmo_data.recipe import get_recipe
-from medmo_data.verify import verify
+from medmo_data.shards.reader import iter_samples
 from tests.fixtures import make
 
 
@@ -67,7 +67,7 @@ def test_rerun_reuses_finished_shards(raw, tmp_path):
 
 def test_changed_options_rebuild_shards(raw, tmp_path):
     _build(raw, tmp_path / "a")
-    from medmo_data.normalize import NormalizeOptions
+    from medmo_data.build.normalize import NormalizeOptions
     res = build(get_recipe("deeplesion"), raw, BuildOptions(output=tmp_path / "a", shard_samples=3,
                                                              normalize=NormalizeOptions(max_side=256)))
     assert res.shards_reused == 0

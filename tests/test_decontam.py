@@ -8,10 +8,10 @@ import json
 import numpy as np
 from PIL import Image
 
-from medmo_data.decontam import DecontamOptions, ItemSet, items_from_file
-from medmo_data.fingerprint import dhash64, pixel_sha256
-from medmo_data.mix import MixOptions, mix
-from medmo_data.stage import load_stage_manifest
+from medmo_data.mix.decontam import DecontamOptions, ItemSet, items_from_file
+from medmo_data.mix.fingerprint import dhash64, pixel_sha256
+from medmo_data.mix.mixer import MixOptions, mix
+from medmo_data.mix.stage import load_stage_manifest
 from tests.fixtures._images import grey
 from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
 
@@ -75,7 +75,7 @@ def test_near_miss_scores_stay_below_the_threshold():
     opts = DecontamOptions()
     import polars as pl
 
-    from medmo_data.decontam import ITEM_COLS
+    from medmo_data.mix.decontam import ITEM_COLS
 
     items = pl.DataFrame([{"benchmark": "MedQA", "own": "medqa", "item_id": "1", "prompt": STEM, "prompt_sha1": "x",
                            "shas": [], "dhashes": [], "pmcids": []}], schema=ITEM_COLS)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmo_data import cli
-from medmo_data.manifest import load
+from medmo_data.build.manifest import load
 from tests.fixtures._images import grey, jpeg_bytes
 from tests.helpers import by_id, read_samples, texts
 

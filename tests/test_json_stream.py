@@ -1,4 +1,4 @@
-"""medmo_data.json_stream: items of one big JSON array/object, streamed, with per-item rejects."""
+"""medmo_data.formats.json_stream: items of one big JSON array/object, streamed, with per-item rejects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medmo_data.json_stream import iter_json_items, iter_json_records
+from medmo_data.formats.json_stream import iter_json_items, iter_json_records
 from medmo_data.recipe import Reject, SourceError
 
 ROWS = [{"instruction": "Summarise", "input": f"abstract {i} – é ü", "output": "t" * (i % 7)} for i in range(40)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from medmo_data.llava import LlavaError, final_answer, image_list, llava_messages, split_placeholders
+from medmo_data.families.llava import LlavaError, final_answer, image_list, llava_messages, split_placeholders
 
 
 def conv(*turns):

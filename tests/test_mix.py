@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from medmo_data.cli import app
-from medmo_data.mix import MixError, MixOptions, licence_classes, load_spec, mix
-from medmo_data.stage import load_stage_manifest
-from medmo_data.writer import INDEX_SCHEMA
+from medmo_data.mix.mixer import MixError, MixOptions, licence_classes, load_spec, mix
+from medmo_data.mix.stage import load_stage_manifest
+from medmo_data.shards.writer import INDEX_SCHEMA
 from tests.helpers import build_fixture, read_samples
 
 SPECS = Path(__file__).resolve().parent.parent / "manifests"
@@ -32,7 +32,7 @@ def index_row(key: str, **kw: Any) -> dict[str, Any]:
            "answer_norm_sha1": "", "prompt_chars": 0, "answer_chars": 0, "prompt_words": 0, "n_objects": 0,
            "box_areas": [], "system": "", "meta": "{}"}
     row.update(kw)
-    from medmo_data.fingerprint import text_sha1
+    from medmo_data.mix.fingerprint import text_sha1
     if not row["prompt_norm_sha1"]:
         row["prompt_norm_sha1"] = text_sha1(row["prompt"])
     row["answer_norm_sha1"] = row["answer_norm_sha1"] or text_sha1(kw.get("answer", key))

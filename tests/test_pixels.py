@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmo_data.decode import decode
-from medmo_data.dicom import read_dicom
-from medmo_data.nifti import evenly_spaced, read_nifti_slice
-from medmo_data.pixels import DecodeError, apply_window, fit_longest_side, rescale_to_uint8
+from medmo_data.pixels.decode import decode
+from medmo_data.pixels.dicom import read_dicom
+from medmo_data.pixels.nifti import evenly_spaced, read_nifti_slice
+from medmo_data.pixels.transform import DecodeError, apply_window, fit_longest_side, rescale_to_uint8
 from medmo_data.recipe import ImageSource
 from tests.fixtures._dicom import pydicom_test_files, write_ct
 
@@ -136,7 +136,7 @@ def test_decompression_bomb_and_garbage():
 def test_canonical_plane_matches_as_closest_canonical_for_every_orientation():
     import itertools
 
-    from medmo_data.nifti import canonical_plane
+    from medmo_data.pixels.nifti import canonical_plane
 
     vol = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
     for perm in itertools.permutations(range(3)):

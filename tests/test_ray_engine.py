@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
-from medmo_data.storage import RemoteDir, as_url
+from medmo_data.shards.storage import RemoteDir, as_url
 from tests.fixtures import make
 
 ray = pytest.importorskip("ray")
@@ -52,7 +52,7 @@ def _local(name: str, raw: Path, out: Path, **kw) -> Path:
 
 @pytest.mark.parametrize("name", ["vqa_rad", "deeplesion"])
 def test_ray_matches_local_byte_for_byte(cluster, tmp_path, name):
-    from medmo_data.ray_engine import build_ray
+    from medmo_data.build.ray_engine import build_ray
 
     raw = make(name, tmp_path / "raw")
     ref = snapshot(_local(name, raw, tmp_path / "local", shard_samples=3))
@@ -65,7 +65,7 @@ def test_ray_matches_local_byte_for_byte(cluster, tmp_path, name):
 
 
 def test_killed_task_is_retried_and_output_matches(cluster, tmp_path):
-    from medmo_data.ray_engine import build_ray
+    from medmo_data.build.ray_engine import build_ray
 
     raw = make("vqa_rad", tmp_path / "raw")
     ref = snapshot(_local("vqa_rad", raw, tmp_path / "local", shard_samples=4))
@@ -80,7 +80,7 @@ def test_killed_task_is_retried_and_output_matches(cluster, tmp_path):
 
 
 def test_resume_after_driver_death_skips_complete_shards(cluster, tmp_path):
-    from medmo_data.ray_engine import build_ray
+    from medmo_data.build.ray_engine import build_ray
 
     raw = make("deeplesion", tmp_path / "raw")
     opts = BuildOptions(output=tmp_path / "ray", shard_samples=2)
@@ -96,7 +96,7 @@ def test_resume_after_driver_death_skips_complete_shards(cluster, tmp_path):
 
 
 def test_fsspec_url_output(cluster, tmp_path):
-    from medmo_data.ray_engine import build_ray
+    from medmo_data.build.ray_engine import build_ray
 
     raw = make("vqa_rad", tmp_path / "raw")
     ref = snapshot(_local("vqa_rad", raw, tmp_path / "local", shard_samples=3))
@@ -111,7 +111,7 @@ def test_fsspec_url_output(cluster, tmp_path):
 
 
 def test_memory_url_is_refused_with_a_reason(cluster, tmp_path):
-    from medmo_data.ray_engine import build_ray
+    from medmo_data.build.ray_engine import build_ray
     from medmo_data.recipe import SourceError
 
     raw = make("vqa_rad", tmp_path / "raw")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from medmo_data import cells
+from medmo_data.families import cells
 from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
 from tests.helpers import build_fixture, by_id, read_samples
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmo_data.pixels import apply_window
+from medmo_data.pixels.transform import apply_window
 from tests.helpers import build_fixture, by_id, read_samples
 
 

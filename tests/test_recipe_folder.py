@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
 from tests.fixtures import make
 from tests.fixtures._dicom import PHI

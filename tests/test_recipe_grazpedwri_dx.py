@@ -1,7 +1,7 @@
 import pytest
 from medmo_data.recipes.grazpedwri_dx import patient_split
 
-from medmo_data import yolo
+from medmo_data.families import yolo
 from medmo_data.render import render_messages
 from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
 from tests.helpers import build_fixture, by_id, read_samples, texts

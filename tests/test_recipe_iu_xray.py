@@ -1,8 +1,8 @@
 import json
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
+from medmo_data.families.reports import REPORT_PROMPTS, pick
 from medmo_data.recipe import get_recipe
-from medmo_data.reports import REPORT_PROMPTS, pick
 from tests.fixtures import iu_xray as fx
 from tests.helpers import build_fixture, by_id, read_samples, texts
 

@@ -1,4 +1,4 @@
-"""The Medical Meadow recipes (shared reader medmo_data.meadow): wikidoc, medical_flashcards, mediqa, cord19,
+"""The Medical Meadow recipes (shared reader medmo_data.families.meadow): wikidoc, medical_flashcards, mediqa, cord19,
 pubmed_causal, and medical_meadow_medqa (MCQ)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from medmo_data import meadow
+from medmo_data.families import meadow
 from medmo_data.recipe import SourceError, get_recipe
 from tests.fixtures import meadow_cord19, meadow_wikidoc
 from tests.helpers import build_fixture, by_id, read_samples, texts
@@ -110,7 +110,7 @@ def _peak_rows(root) -> tuple[int, int]:
 def test_cord19_memory_flat_on_a_large_streamed_array(tmp_path, monkeypatch):
     """Peak memory is bounded by the read chunk plus one row, not by the array (64 KiB chunks here so that
     both files span many chunks; the default is 1 MiB)."""
-    from medmo_data import json_stream
+    from medmo_data.formats import json_stream
 
     monkeypatch.setattr(json_stream, "CHUNK", 64 * 1024)
     small, big = tmp_path / "small", tmp_path / "big"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
 from tests.fixtures import medmcqa as fx
 from tests.helpers import build_fixture, by_id, read_samples, texts

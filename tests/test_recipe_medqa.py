@@ -1,6 +1,6 @@
 import json
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
 from tests.fixtures import make
 from tests.fixtures.medqa import FIVE, FOUR, Q

@@ -3,9 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
+from medmo_data.families.reports import CAPTION_PROMPTS, pick
 from medmo_data.recipe import get_recipe
-from medmo_data.reports import CAPTION_PROMPTS, pick
 from tests.fixtures import medtrinity as fx
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
@@ -55,7 +55,7 @@ def test_medtrinity_demo_config(tmp_path):
 _MEASURE = """
 import sys
 from pathlib import Path
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
 r = build(get_recipe("medtrinity"), Path(sys.argv[1]), BuildOptions(output=Path(sys.argv[2])))
 assert r.manifest["counts"]["written"] == int(sys.argv[3]), r.manifest["counts"]

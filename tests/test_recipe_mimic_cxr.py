@@ -1,4 +1,4 @@
-from medmo_data.reports import REPORT_PROMPTS, pick
+from medmo_data.families.reports import REPORT_PROMPTS, pick
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
 REAL_FINDINGS = ("Cardiac size cannot be evaluated. Large left pleural effusion is new. Small right effusion is new. "

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmo_data.chestxray14 import Entry, read_data_entry
-from medmo_data.normalize import NormalizeOptions
+from medmo_data.build.normalize import NormalizeOptions
+from medmo_data.families.chestxray14 import Entry, read_data_entry
 from medmo_data.recipe import Reject
 from tests.helpers import build_fixture, by_id, read_samples, texts
 

@@ -3,9 +3,9 @@ import pickle
 
 import pytest
 
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
+from medmo_data.formats.safe_pickle import UnsafePickle
 from medmo_data.recipe import SourceError, get_recipe
-from medmo_data.safe_pickle import UnsafePickle
 from tests.fixtures import make
 from tests.fixtures.path_vqa import make_hub
 from tests.helpers import build_fixture, by_id, read_samples, texts
@@ -43,7 +43,7 @@ def test_malicious_pickle_stops_the_build_without_running(tmp_path):
 
 def test_explicit_json_conversion_is_preferred(tmp_path):
     raw = make("path_vqa", tmp_path / "raw")
-    from medmo_data.safe_pickle import main
+    from medmo_data.formats.safe_pickle import main
 
     qas = raw / "pvqa/qas/test"
     assert main([str(qas / "test_qa.pkl"), str(qas / "test_qa.json")]) == 0

@@ -1,4 +1,4 @@
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.recipe import get_recipe
 from tests.fixtures import rocov2 as fx
 from tests.helpers import build_fixture, by_id, read_samples, texts

@@ -85,7 +85,7 @@ def test_hub_imgs_zip_read_in_place_same_bytes(tmp_path):
     import shutil
     import zipfile
 
-    from medmo_data.build import BuildOptions, build
+    from medmo_data.build.distributor import BuildOptions, build
     from medmo_data.recipe import get_recipe
     from tests.fixtures import make
 

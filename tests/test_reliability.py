@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from medmo_data import writer
-from medmo_data.build import BuildOptions, build
+from medmo_data.build.distributor import BuildOptions, build
+from medmo_data.build.verify import verify
 from medmo_data.keys import is_safe_key, make_key
-from medmo_data.reader import ShardError, UnsafeShard, iter_samples
 from medmo_data.recipe import get_recipe
-from medmo_data.verify import verify
+from medmo_data.shards import writer
+from medmo_data.shards.reader import ShardError, UnsafeShard, iter_samples
 from tests.bad_inputs import CASES, GOOD, LINE_REJECTS, make_bad_tree
 from tests.fixtures import make
 from tests.fixtures._dicom import PHI, write_ct
@@ -165,8 +165,8 @@ def test_phi_never_reaches_output_and_burned_in_dropped(tmp_path):
 
 
 def test_csv_bad_rows_rejected_reading_goes_on(tmp_path):
+    from medmo_data.formats.tables import iter_csv
     from medmo_data.recipe import Reject
-    from medmo_data.sources import iter_csv
 
     p = tmp_path / "a.csv"
     p.write_bytes(b"id,text\n1,ok\n2,caf\xe9\n3,short,x,extra\n4\n5,fine\n")

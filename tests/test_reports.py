@@ -1,10 +1,10 @@
-"""medmo_data.reports: MIMIC sectioning (official section_parser rules), OpenI XML, report join, prompts."""
+"""medmo_data.families.reports: MIMIC sectioning (official section_parser rules), OpenI XML, report join, prompts."""
 
 from pathlib import Path
 
 import pytest
 
-from medmo_data.reports import (
+from medmo_data.families.reports import (
     CAPTION_PROMPTS,
     REPORT_PROMPTS,
     hash_split,

@@ -7,8 +7,8 @@ import pickletools
 
 import pytest
 
+from medmo_data.formats.safe_pickle import UnsafePickle, load_path, loads, main
 from medmo_data.recipe import SourceError
-from medmo_data.safe_pickle import UnsafePickle, load_path, loads, main
 
 DATA = [
     {"image": "val_0261", "question": "what is present?", "answer": "yes"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from medmo_data.cli import app
-from medmo_data.mix import MixOptions, mix
-from medmo_data.stats_report import collect
+from medmo_data.mix.mixer import MixOptions, mix
+from medmo_data.mix.stats_report import collect
 from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
 
 

@@ -107,7 +107,7 @@ def test_grpo_prompt_filter_counts_image_tokens(built, tiny_model, tmp_path, cap
     from medmo_train.data import filter_prompts, stage_resolution
     from transformers import AutoProcessor
 
-    from medmo_data.stage import load_stage_manifest
+    from medmo_data.mix.stage import load_stage_manifest
 
     man = load_stage_manifest(m)
     man.image = {"min_pixels": 32 * 32, "max_pixels": 128 * 128}

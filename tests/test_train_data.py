@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from medmo_train.data import Resolution, build_dataset, make_slots, mixed_samples
 
-from medmo_data.stage import load_stage_manifest
+from medmo_data.mix.stage import load_stage_manifest
 from tests.helpers import build_fixture
 from tests.test_train_support import TINY_IMAGE, built, source_entry, write_stage  # noqa: F401
 
@@ -114,7 +114,7 @@ def test_accelerate_configs_cover_every_engine_on_both_platforms():
 def test_corrupt_shard_skipped_unless_strict(tmp_path):
     from medmo_train import data as train_data
 
-    from medmo_data.reader import ShardError
+    from medmo_data.shards.reader import ShardError
 
     res = build_fixture("vqa_rad", tmp_path, shard_samples=3)
     shards = [str(tmp_path / "out" / "vqa_rad" / s["path"]) for s in res.manifest["shards"] if s["split"] == "train"]

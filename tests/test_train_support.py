@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from medmo_data.manifest import load
+from medmo_data.build.manifest import load
 from tests.helpers import build_fixture
 
 SOURCES = ("vqa_rad", "deeplesion", "nih_chestxray_bbox", "medqa")

@@ -70,7 +70,7 @@ def _resume_point(choice: str, out: Path) -> str | None:
 
 
 def run(argv: list[str]) -> int:
-    from medmo_data.stage import load_stage_manifest
+    from medmo_data.mix.stage import load_stage_manifest
 
     from . import config, data
     from .rewards import reward_functions
@@ -136,7 +136,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medmo_data.stage import StageManifestError
+    from medmo_data.mix.stage import StageManifestError
 
     from .config import ConfigError
     from .data import ModalityError

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medmo_data.stage import StageManifest
+from medmo_data.mix.stage import StageManifest
 
 OWN_KEYS = {
     "max_prompt_tokens": 2048,  # GRPO prompt filter (image tokens included); not a GRPOConfig field

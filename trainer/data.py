@@ -1,6 +1,6 @@
 """Shard -> dataset adapter: a stage manifest becomes a streaming HF `IterableDataset` of TRL rows.
 
-- Reading: `medmo_data.reader.iter_samples` (tar members grouped; JSON parsed; nothing unpickled).
+- Reading: `medmo_data.shards.reader.iter_samples` (tar members grouped; JSON parsed; nothing unpickled).
   Excluded keys (decontamination, dedup, prompt budget) are skipped.
 - Ranks: the stream is cut into `world_size x workers` slots. Each source's tar shards are dealt to the
   slots round-robin, so ranks read disjoint shards; accelerate gives rank r its slot through
@@ -34,9 +34,9 @@ from typing import Any
 
 from PIL import Image
 
-from medmo_data.reader import ShardError, iter_samples
+from medmo_data.mix.stage import StageManifest
 from medmo_data.render import render_messages
-from medmo_data.stage import StageManifest
+from medmo_data.shards.reader import ShardError, iter_samples
 
 log = logging.getLogger(__name__)
 

@@ -14,38 +14,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from medmo_data.keys import is_safe_key, make_key
+from medmo_data.recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
+from medmo_data.schema import SPLITS
+from medmo_data.shards.writer import ShardTask, finished
+
 from . import manifest as manifest_mod
-from .keys import is_safe_key, make_key
-from .normalize import NormalizeOptions
-from .recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
+from .options import BuildOptions
 from .rejects import RejectLog
-from .schema import SPLITS
-from .writer import ShardTask, dump_json, finished, write_shard
-
-
-@dataclass
-class BuildOptions:
-    output: Path = Path("data")
-    workers: int = 1
-    limit: int | None = None
-    split: str | None = None
-    shard_samples: int = 1000
-    max_shard_bytes: int = 512 * 1024 * 1024
-    max_chunk_array_bytes: int = 256 * 1024 * 1024  # in-memory pixel arrays per chunk (npz sources)
-    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
-    recipe_options: dict[str, Any] = field(default_factory=dict)
-
-    def digest(self, recipe: Recipe) -> str:
-        """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""
-        payload = {"recipe": recipe.info.name, "version": recipe.info.version,
-                   "normalize": asdict(self.normalize), "recipe_options": self.recipe_options,
-                   "shard_samples": self.shard_samples, "max_shard_bytes": self.max_shard_bytes}
-        return hashlib.sha256(dump_json(payload)).hexdigest()[:16]
+from .shard import write_shard
 
 
 @dataclass

@@ -75,7 +75,7 @@ class RemoteDir:
         self.fs.rm_file(self.path(name))
 
     def finished(self, task: Any) -> dict[str, Any] | None:
-        """`writer.finished` over the store: stats of a complete shard with the same chunk and options."""
+        """`medmo_data.shards.writer.finished` over the store: stats of a complete shard with the same chunk and options."""
         from .writer import STATS_SUFFIX
 
         try:

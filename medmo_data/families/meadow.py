@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .json_stream import iter_json_records
-from .recipe import RawSample, Reject, SourceError
-from .sources import iter_parquet
+from medmo_data.formats.json_stream import iter_json_records
+from medmo_data.formats.tables import iter_parquet
+from medmo_data.recipe import RawSample, Reject, SourceError
+
 from .text_qa import instruction_messages
 
 FIELDS = ("instruction", "input", "output")

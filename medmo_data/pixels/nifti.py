@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 

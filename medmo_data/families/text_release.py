@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .json_stream import iter_json_items
-from .recipe import RawSample, Reject, SourceError
-from .sources import clean, hf_splits, iter_parquet
+from medmo_data.formats.json_stream import iter_json_items
+from medmo_data.formats.tables import clean, hf_splits, iter_parquet
+from medmo_data.recipe import RawSample, Reject, SourceError
+
 from .text_qa import THINK_STYLES, reasoning_messages
 
 Rows = Iterator[tuple[str, dict[str, Any]] | Reject]

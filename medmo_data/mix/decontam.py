@@ -190,8 +190,8 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _image_print(path: Path) -> tuple[str, int] | None:
-    from .decode import decode
-    from .recipe import ImageSource
+    from medmo_data.pixels.decode import decode
+    from medmo_data.recipe import ImageSource
 
     try:
         img = decode(ImageSource(path=str(path))).image()

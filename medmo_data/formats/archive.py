@@ -7,7 +7,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .recipe import ImageSource
+from medmo_data.recipe import ImageSource
 
 
 class ReleaseTree:

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medmo_data.recipe import ImageSource
+
 from .dicom import read_dicom
 from .nifti import read_nifti_slice
-from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
-from .recipe import ImageSource
+from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
 
 # Refuse images whose header declares more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 80_000_000

@@ -13,7 +13,7 @@ If the driver dies, rerunning the command skips every shard whose stats file mat
 
 Output: a local or NFS folder every node mounts (tasks write in place, atomic renames), or an fsspec
 URL (`s3://bucket/data`, `gs://...`, `file:///...`): each task writes its shard on local disk and
-commits the files with the stats file last (`medmo_data.storage`). Needs `pip install medmo-data[ray]`
+commits the files with the stats file last (`medmo_data.shards.storage`). Needs `pip install medmo-data[ray]`
 and medmo-data installed on every node.
 """
 
@@ -26,20 +26,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medmo_data.recipe import Recipe, SourceError, SourceInfo
+from medmo_data.shards.storage import RemoteDir, as_url, staged
+from medmo_data.shards.writer import finished
+
 from . import manifest as manifest_mod
-from .build import BuildOptions, BuildResult, Chunk, _Lock, _remove_stale, input_fingerprint, plan_chunks
-from .recipe import Recipe, SourceError, SourceInfo
-from .storage import RemoteDir, as_url, staged
-from .writer import finished, write_shard
+from .distributor import (
+    BuildOptions,
+    BuildResult,
+    Chunk,
+    _Lock,
+    _remove_stale,
+    input_fingerprint,
+    plan_chunks,
+)
+from .shard import write_shard
 
 MAX_RETRIES = 3
 
 
 def _die_after(n: int) -> None:
     """Test hook: make this worker process exit hard after normalizing n samples (a crash mid-shard)."""
-    from . import writer
+    from . import shard
 
-    real, count = writer.normalize, [0]
+    real, count = shard.normalize, [0]
 
     def dying(*args: Any, **kw: Any):
         count[0] += 1
@@ -47,7 +57,7 @@ def _die_after(n: int) -> None:
             os._exit(1)
         return real(*args, **kw)
 
-    writer.normalize = dying
+    shard.normalize = dying
 
 
 def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOptions,

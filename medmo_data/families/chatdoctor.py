@@ -18,7 +18,8 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .recipe import RawSample, Reject
+from medmo_data.recipe import RawSample, Reject
+
 from .text_qa import instruction_messages
 from .text_release import Rows, first_field
 

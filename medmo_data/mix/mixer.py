@@ -4,7 +4,7 @@ One streaming pass over the per-shard indexes (never the tars, never image bytes
 applies the contamination traps, decontamination against every benchmark's test items, and the
 prompt token budget; then one global dedup over compact hash columns; then a second, narrow read
 (key and id only) of the files that hold dedup drops. Output: the stage manifest (schema
-medmo-stage/v1, medmo_data/stage.py) and `<manifest stem>.excluded.jsonl`, one line per excluded key.
+medmo-stage/v1, medmo_data/mix/stage.py) and `<manifest stem>.excluded.jsonl`, one line per excluded key.
 No timestamps, sorted keys: the same inputs, options and seed give the same bytes. docs/mixing.md
 describes the spec, the weights, the benchmark file formats and every rule.
 """
@@ -143,7 +143,7 @@ def _read_index(path: Path, cols: list[str]) -> pl.DataFrame:
 
 
 def _resolve(spec: dict[str, Any], opts: MixOptions, splits: list[str]) -> tuple[list[dict], list[dict]]:
-    from .recipe import all_recipes
+    from medmo_data.recipe import all_recipes
 
     known = set(all_recipes())
     ready, missing = [], []

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .recipe import ImageSource, Reject, SourceError
-from .schema import image, turn
+from medmo_data.recipe import ImageSource, Reject, SourceError
+from medmo_data.schema import image, turn
 
 
 def load_json(path: Path) -> Any:

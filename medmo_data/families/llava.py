@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .schema import image, text
+from medmo_data.schema import image, text
 
 PLACEHOLDER = re.compile(r"\s*<\s*image\s*>\s*", re.IGNORECASE)
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}

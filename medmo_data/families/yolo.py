@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from . import boxes
+from medmo_data.pixels import boxes
 
 
 class YoloError(ValueError):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from medmo_data.schema import SchemaError, validate_record
+from medmo_data.shards.reader import ShardError, iter_samples
+
 from .manifest import load
-from .reader import ShardError, iter_samples
-from .schema import SchemaError, validate_record
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Cell microscopy -> detection samples (DeepCell, Cell Tracking Challenge, Bacteria).
 
 - Boxes come from instance-label masks (`boxes.from_instance_mask`: one box per id > 0, so touching cells
-  stay apart) or from YOLO files (`medmo_data.yolo`); all cells of one image make ONE detection sample.
+  stay apart) or from YOLO files (`medmo_data.families.yolo`); all cells of one image make ONE detection sample.
 - The per-sample box cap: a sample with more than `max_boxes` boxes is a `Reject("too_many_boxes")`, so
   the manifest counts every image lost to the cap (MedMO dropped them silently: cap 100, 30 or 40).
 - Empty images: `empty="reject"` (`no_objects`; a mask with no ids is an unannotated frame, not proof of
@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from . import boxes
-from .pixels import rescale_to_uint8
-from .recipe import ImageSource, RawSample, Reject
-from .render import HINT, NO_OBJECTS
-from .schema import image, objects, turn
+from medmo_data.pixels import boxes
+from medmo_data.pixels.transform import rescale_to_uint8
+from medmo_data.recipe import ImageSource, RawSample, Reject
+from medmo_data.render import HINT, NO_OBJECTS
+from medmo_data.schema import image, objects, turn
 
 DEFAULT_MAX_BOXES = 100
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .schema import turn
+from medmo_data.schema import turn
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 THINK_STYLES = ("tags", "plain", "none")

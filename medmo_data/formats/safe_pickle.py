@@ -13,7 +13,7 @@ Python 2 byte strings (STRING, BINSTRING, SHORT_BINSTRING) become `str` decoded 
 `pickle.load(encoding="utf-8")` would.
 
 One-off conversion (explicit, still without unpickling):
-    python -m medmo_data.safe_pickle pvqa/qas/train/train_qa.pkl pvqa/qas/train/train_qa.json
+    python -m medmo_data.formats.safe_pickle pvqa/qas/train/train_qa.pkl pvqa/qas/train/train_qa.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .recipe import SourceError
+from medmo_data.recipe import SourceError
 
 
 class UnsafePickle(SourceError):
@@ -154,9 +154,9 @@ def load_path(path: Path) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m medmo_data.safe_pickle IN.pkl [OUT.json]`: the pickle's plain data as JSON."""
+    """`python -m medmo_data.formats.safe_pickle IN.pkl [OUT.json]`: the pickle's plain data as JSON."""
     if len(argv) not in (1, 2):
-        print("usage: python -m medmo_data.safe_pickle IN.pkl [OUT.json]", file=sys.stderr)
+        print("usage: python -m medmo_data.formats.safe_pickle IN.pkl [OUT.json]", file=sys.stderr)
         return 2
     try:
         value = load_path(Path(argv[0]))

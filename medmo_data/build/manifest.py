@@ -13,15 +13,15 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import __version__
-from .recipe import SourceInfo
-from .schema import SCHEMA_VERSION
-from .writer import _atomic_write, dump_json
+from medmo_data import __version__
+from medmo_data.recipe import SourceInfo
+from medmo_data.schema import SCHEMA_VERSION
+from medmo_data.shards.writer import atomic_write
 
-if TYPE_CHECKING:
-    from .build import BuildOptions
+from .normalize import dump_json
+from .options import BuildOptions
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
@@ -100,7 +100,7 @@ def write(out_dir: Path, man: dict[str, Any], stats: list[dict[str, Any]],
         os.fsync(f.fileno())
     os.replace(tmp, out_dir / REJECTS)
     path = out_dir / MANIFEST
-    _atomic_write(path, json.dumps(man, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n")
+    atomic_write(path, json.dumps(man, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n")
     return path
 
 

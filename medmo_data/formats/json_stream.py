@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .recipe import Reject, SourceError
+from medmo_data.recipe import Reject, SourceError
 
 _DECODER = json.JSONDecoder()
 _NON_WS = re.compile(r"[^ \t\n\r]")
@@ -207,7 +207,7 @@ def iter_json_items(path: Path, chunk_size: int | None = None) -> Iterator[tuple
 def iter_json_records(path: Path, chunk_size: int | None = None) -> Iterator[tuple[str, Any] | Reject]:
     """Records of a file that is either one JSON array (streamed) or JSON Lines, told apart by its first
     byte. Array items get ids `<file>:<index>`, lines `<file>:<line number>`."""
-    from .sources import iter_jsonl
+    from .tables import iter_jsonl
 
     try:
         with open(path, "rb") as f:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .pixels import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
 
 
 def _read(src: str | Path | bytes):

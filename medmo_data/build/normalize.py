@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import boxes
-from .decode import Decoded, decode
-from .fingerprint import dhash64, pixel_sha256
-from .pixels import DecodeError, fit_longest_side, resize
-from .recipe import RawSample, SourceInfo
-from .schema import SCHEMA_VERSION, SchemaError, validate_record
+from medmo_data.mix.fingerprint import dhash64, pixel_sha256
+from medmo_data.pixels import boxes
+from medmo_data.pixels.decode import Decoded, decode
+from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
+from medmo_data.recipe import RawSample, SourceInfo
+from medmo_data.schema import SCHEMA_VERSION, SchemaError, validate_record
 
 
 class SampleRejected(Exception):

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .recipe import RawSample, Reject
-from .schema import image, turn
-from .sources import clean, hf_image, iter_parquet
+from medmo_data.formats.tables import clean, hf_image, iter_parquet
+from medmo_data.recipe import RawSample, Reject
+from medmo_data.schema import image, turn
 
 # ---------------------------------------------------------------------------------------- text tidying
 

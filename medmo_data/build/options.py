@@ -1,0 +1,32 @@
+"""What a build is asked to do: output folder, workers, limits, chunking, pixel and recipe options."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medmo_data.recipe import Recipe
+
+from .normalize import NormalizeOptions, dump_json
+
+
+@dataclass
+class BuildOptions:
+    output: Path = Path("data")
+    workers: int = 1
+    limit: int | None = None
+    split: str | None = None
+    shard_samples: int = 1000
+    max_shard_bytes: int = 512 * 1024 * 1024
+    max_chunk_array_bytes: int = 256 * 1024 * 1024  # in-memory pixel arrays per chunk (npz sources)
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    recipe_options: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self, recipe: Recipe) -> str:
+        """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""
+        payload = {"recipe": recipe.info.name, "version": recipe.info.version,
+                   "normalize": asdict(self.normalize), "recipe_options": self.recipe_options,
+                   "shard_samples": self.shard_samples, "max_shard_bytes": self.max_shard_bytes}
+        return hashlib.sha256(dump_json(payload)).hexdigest()[:16]

@@ -1,0 +1,121 @@
+"""One task = one chunk of raw records -> normalized samples -> a shard's tar part(s), index and stats.
+
+Every file goes through `medmo_data.shards.writer` (temporary name, fsync, rename; stats last), so a
+killed build never leaves a partial file under a final name and a rerun redoes exactly the unfinished
+shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from medmo_data.mix.fingerprint import normalize_text, text_sha1
+from medmo_data.recipe import RawSample, SourceInfo
+from medmo_data.shards.writer import (
+    INDEX_SUFFIX,
+    ShardTask,
+    TarBuilder,
+    atomic_write,
+    index_parquet_bytes,
+    stats_path,
+)
+
+from .normalize import NormalizeOptions, SampleRejected, dump_json, normalize
+
+
+def _user_text(rec: dict[str, Any], role: str) -> str:
+    return "\n".join(p["text"] for m in rec["messages"] if m["role"] == role
+                     for p in m["content"] if p["type"] == "text")
+
+
+def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, Any]]) -> dict[str, Any]:
+    prompt = _user_text(rec, "user")
+    answer = _user_text(rec, "assistant")
+    prompt_norm = normalize_text(prompt)  # once: hashed and counted (NFKC + regexes dominate text sources)
+    return {
+        "key": key, "shard": shard, "id": rec["id"], "split": rec["split"], "task": rec["task"],
+        "modality": rec["modality"], "license": rec["license"], "access": rec["access"],
+        "n_images": len(rec["images"]),
+        "widths": [im["width"] for im in rec["images"]],
+        "heights": [im["height"] for im in rec["images"]],
+        "image_sha256": [f["sha256"] for f in fps],
+        "image_dhash": [f["dhash"] for f in fps],
+        "prompt": prompt[:4000],
+        "prompt_norm_sha1": hashlib.sha1(prompt_norm.encode("utf-8")).hexdigest() if prompt else "",
+        "answer_norm_sha1": text_sha1(answer) if answer else "",
+        "prompt_chars": len(prompt), "answer_chars": len(answer),
+        "prompt_words": len(prompt_norm.split()),
+        "n_objects": len(rec["objects"]),
+        "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in rec["objects"]],
+        # Added for `mix`: the system turn (token budgets) and scalar meta fields (contamination rules
+        # that depend on a sub-source, e.g. MedReason's dataset_name).
+        "system": _user_text(rec, "system")[:4000],
+        "meta": _scalar_meta(rec.get("meta") or {}),
+    }
+
+
+def _scalar_meta(meta: dict[str, Any]) -> str:
+    """Scalar meta values as sorted JSON (strings cut to 200 chars); lists and dicts are left out."""
+    keep = {k: (v[:200] if isinstance(v, str) else v) for k, v in meta.items()
+            if isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and v != v)}
+    return json.dumps(keep, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_dir: Path,
+                opts: NormalizeOptions, max_shard_bytes: int) -> dict[str, Any]:
+    """Normalize a chunk and write its tar part(s), index and stats. Returns the stats."""
+    t0 = time.perf_counter()
+    if slow := float(os.environ.get("MEDMO_FAULT_SLOW_SHARD_S", "0") or 0):
+        time.sleep(slow)  # fault injection for the kill/resume tests; never set in real builds
+    tars: list[dict[str, Any]] = []
+    tar = TarBuilder(out_dir / f"{task.name}.tar")
+    rows: list[dict[str, Any]] = []
+    rejects: list[dict[str, str]] = []
+    tasks: Counter[str] = Counter()
+    modalities: Counter[str] = Counter()
+    n_objects = 0
+    try:
+        for raw in chunk:
+            key = raw.key  # set by the driver
+            assert key is not None
+            try:
+                rec, members, fps = normalize(raw, info, opts)
+            except SampleRejected as exc:
+                rejects.append({"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]})
+                continue
+            if tar.count and tar.size() + sum(len(v) for v in members.values()) > max_shard_bytes:
+                tars.append(tar.finish())
+                tar = TarBuilder(out_dir / f"{task.name}-p{len(tars)}.tar")
+            tar.add(key, members)
+            rows.append(_index_row(key, tar.final.name, rec, fps))
+            tasks[rec["task"]] += 1
+            modalities[rec["modality"]] += 1
+            n_objects += len(rec["objects"])
+        tars.append(tar.finish())
+    except BaseException:
+        tar.abort()
+        raise
+    for t in tars:
+        t["samples"] = sum(1 for r in rows if r["shard"] == t["path"])
+    index_bytes = index_parquet_bytes(rows)
+    atomic_write(out_dir / f"{task.name}{INDEX_SUFFIX}", index_bytes)
+    stats = {
+        "name": task.name, "split": task.split, "group": task.group,
+        "chunk_digest": task.chunk_digest, "options_digest": task.options_digest,
+        "read": len(chunk), "written": len(rows), "rejected": len(rejects),
+        "rejects_by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+        "rejects": rejects,
+        "tars": tars,
+        "index": {"path": f"{task.name}{INDEX_SUFFIX}", "sha256": hashlib.sha256(index_bytes).hexdigest()},
+        "tasks": dict(sorted(tasks.items())), "modalities": dict(sorted(modalities.items())),
+        "objects": n_objects,
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+    atomic_write(stats_path(out_dir, task.name), dump_json(stats))
+    return stats
