@@ -1,0 +1,1 @@
+"""`medmo-eval`: benchmarks, generation, judging and the results tables (docs/eval.md)."""
