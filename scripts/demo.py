@@ -62,7 +62,26 @@ def main() -> int:
         return 1
     from scripts.demo_train import mix_and_train  # mix all four stages, train the tiny model on each
 
-    return mix_and_train(OUT, console)
+    rc = mix_and_train(OUT, console)
+    return rc or evaluate(OUT / "runs" / "stage4")
+
+
+def evaluate(model: Path) -> int:
+    """Close the loop: score the last trained stage on the demo's test splits and print results.md."""
+    import subprocess
+
+    from medmo_train.demo import DEMO_IMAGE
+
+    cmd = [sys.executable, "-m", "medmo_train.eval.cli", "--model", str(model), "--data", str(OUT / "data"),
+           "--out", str(OUT / "eval"), "--limit", "4", "--max-new-tokens", "16", "--stage", "4",
+           "--min-pixels", str(DEMO_IMAGE["min_pixels"]), "--max-pixels", str(DEMO_IMAGE["max_pixels"])]
+    console.print("[dim]$ medmo-eval " + " ".join(cmd[3:]) + "[/dim]", highlight=False, soft_wrap=True)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        console.print(r.stderr[-3000:], highlight=False)
+        return r.returncode
+    print((OUT / "eval" / "results.md").read_text(encoding="utf-8"))
+    return 0
 
 
 if __name__ == "__main__":
