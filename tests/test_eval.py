@@ -30,7 +30,7 @@ E2E = {"vqa-rad": "vqa_rad", "slake": "slake", "medqa": "medqa", "iu-xray": "iu_
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evaldata")
-    for source in E2E.values():
+    for source in [*E2E.values(), "chexpert_plus"]:
         build_fixture(source, root)
     return root / "out"
 
@@ -65,6 +65,10 @@ def test_shard_items_follow_medevalkit_prompts(data):
     assert report.reference.startswith("Findings: Borderline cardiomegaly.") and \
         report.reference.endswith("Impression: No acute pulmonary findings..")  # MedEvalKit's golden, verbatim
     assert len(report.images) == 2 and report.prompt.startswith("<image><image>You are a helpful assistant.")
+    # CheXpert Plus releases train/valid only: its valid split is the scored one
+    chex = list(items(data, reg["chexpert-plus"]))
+    assert [i.id for i in chex] == [r["id"] for r in _expected(data, "chexpert_plus", lambda r: r["split"] == "val")]
+    assert len(chex) == 1
     ground = list(items(data, reg["deeplesion"]))
     assert len(ground) == len(_expected(data, "deeplesion", lambda r: r["split"] == "test"))
     g = ground[0]

@@ -85,8 +85,9 @@ def markdown(model: str, results: dict[str, Any], registry: dict[str, Benchmark]
     lines = [f"# medmo-eval: {model}", "",
              "Accuracy in percent; ROUGE-L, BLEU-4, RaTEScore, embedding score and IoU in percent; CIDEr-D x 100 "
              "(the paper's units). Avg: mean of the cells present (count in brackets). — = not scored.", ""]
-    lines += ["## Table 5 (VQA)", ""] + qa_table(results, by_group["vqa"], model) + [""]
-    lines += ["## Table 5 (text QA)", ""] + qa_table(results, by_group["text"], model) + [""]
+    label = Path(model.rstrip("/")).name or model  # a folder's name or a hub id's repo name
+    lines += ["## Table 5 (VQA)", ""] + qa_table(results, by_group["vqa"], label) + [""]
+    lines += ["## Table 5 (text QA)", ""] + qa_table(results, by_group["text"], label) + [""]
     lines += ["## Table 6 (report generation)", "", "| Dataset | ROUGE-L | CIDEr | BLEU-4 | RaTEScore | Embedding | n |",
               "|---|---|---|---|---|---|---|"]
     for b in by_group["report"]:
