@@ -211,10 +211,12 @@ def test_end_to_end_tiny_model_writes_outputs_and_resumes(data, tiny_model, tmp_
     out = tmp_path / "eval"
     args = ["--model", str(tiny_model), "--data", str(data), "--out", str(out), "--max-new-tokens", "8",
             "--batch-size", "4", "--min-pixels", str(32 * 32), "--max-pixels", str(64 * 64), "--limit", "3",
-            "--benchmark", *E2E, "mmlu-med", "pathvqa"]
+            "--benchmark", *E2E, "mmlu-med", "mmmu-med", "medxpertqa-mm", "omnimedvqa", "pathvqa"]
     assert main(args) == 0
     res = json.loads((out / "results.json").read_text())
-    expected = {"vqa-rad": 2, "slake": 2, "medqa": 3, "iu-xray": 1, "deeplesion": 3, "mmlu-med": 3}
+    # external: MMLU (text), MMMU (a batch mixing image and text-only items), MedXpertQA MM (two images)
+    expected = {"vqa-rad": 2, "slake": 2, "medqa": 3, "iu-xray": 1, "deeplesion": 3, "mmlu-med": 3, "mmmu-med": 3,
+                "medxpertqa-mm": 1, "omnimedvqa": 1}
     assert {k: v["n"] for k, v in res["benchmarks"].items()} == expected
     for name, n in expected.items():
         rows = _lines(out / "predictions" / f"{name}.jsonl")
@@ -279,3 +281,43 @@ def test_console_script_and_package_declared():
     cfg = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert cfg["project"]["scripts"]["medmo-eval"] == "medmo_train.eval.cli:main"
     assert "medmo_train.eval" in cfg["tool"]["setuptools"]["packages"]
+
+
+def test_vllm_backend_builds_requests_with_images(monkeypatch):
+    from medmo_train.eval.generate import GenerationSettings, VLLMBackend
+
+    class Out:
+        def __init__(self, text):
+            self.outputs = [type("C", (), {"text": text})()]
+
+    class FakeLLM:
+        def generate(self, reqs, params, use_tqdm=False):
+            self.reqs = reqs
+            return [Out(f" answer {i} ") for i in range(len(reqs))]
+
+    class FakeProcessor:
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+            return "|".join(p.get("text", "<img>") for m in messages for p in m["content"])
+
+    backend = VLLMBackend.__new__(VLLMBackend)
+    backend.settings, backend.processor, backend.llm, backend.params = GenerationSettings(), FakeProcessor(), \
+        FakeLLM(), None
+    img = Image.new("L", (8, 8))
+    batch = [Item("a", "closed", bm.user_turn(1, "Q?"), images=[img]), Item("b", "mcq", bm.user_turn(0, "T?"))]
+    assert backend.generate(batch) == ["answer 0", "answer 1"]
+    first, second = backend.llm.reqs
+    assert first["prompt"] == "<img>|Q?" and first["multi_modal_data"]["image"][0].mode == "RGB"
+    assert second == {"prompt": "T?"}  # text-only: no multi_modal_data
+
+
+def test_embedding_score_and_rate_model_check(tiny_model, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from medmo_train.eval.cli import embedding_score
+
+    same = embedding_score(["a small right pleural effusion"], ["a small right pleural effusion"], tiny_model)
+    assert same == pytest.approx(1.0, abs=1e-5)
+    a = embedding_score(["no pneumothorax", "liver lesion"], ["lung nodule", "no"], tiny_model)
+    assert a < 1.0 and a == pytest.approx(embedding_score(["lung nodule", "no"], ["no pneumothorax", "liver lesion"],
+                                                          tiny_model), abs=1e-6)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "RaTEScore" else object())
+    assert main(["--model", "m", "--data", str(tmp_path), "--rate-model", str(tmp_path)]) == 2
+    assert "RaTEScore" in capsys.readouterr().err

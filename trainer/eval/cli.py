@@ -91,7 +91,7 @@ def embedding_score(preds: list[str], refs: list[str], model_dir: Path) -> float
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     def embed(texts: list[str]) -> torch.Tensor:
         enc = tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
