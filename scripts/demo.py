@@ -68,9 +68,12 @@ def main() -> int:
 
 def evaluate(model: Path) -> int:
     """Close the loop: score the last trained stage on the demo's test splits and print results.md."""
+    import shutil
     import subprocess
 
     from medmo_train.demo import DEMO_IMAGE
+
+    shutil.rmtree(OUT / "eval", ignore_errors=True)  # the demo retrains the model: never resume old predictions
 
     cmd = [sys.executable, "-m", "medmo_train.eval.cli", "--model", str(model), "--data", str(OUT / "data"),
            "--out", str(OUT / "eval"), "--limit", "4", "--max-new-tokens", "16", "--stage", "4",

@@ -247,6 +247,9 @@ def test_end_to_end_tiny_model_writes_outputs_and_resumes(data, tiny_model, tmp_
     assert "medqa: 3 items (1 generated, 2 resumed)" in capsys.readouterr().err
     assert [r["id"] for r in _lines(p)] == [r["id"] for r in _lines(out / "predictions" / "medqa.jsonl")]
     assert json.loads((out / "results.json").read_text())["benchmarks"]["medqa"]["n"] == 3
+    # predictions made under other settings are never mixed in
+    assert main([*args, "--max-new-tokens", "16"]) == 2
+    assert "made with max_new_tokens=8" in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_benchmark_and_missing_vllm(tmp_path, capsys, monkeypatch):

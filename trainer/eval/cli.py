@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import re
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from medmo_data.shards.writer import atomic_write
 
 from .benchmarks import Benchmark, Item, items, missing_reason, registry
 from .generate import GenerationSettings, TransformersBackend, VLLMBackend, stage_resolution, vllm_available
@@ -149,6 +152,17 @@ def run_benchmark(bench: Benchmark, args: argparse.Namespace, out: Path, get_bac
     return {"n": len(lines), "metrics": aggregate(bench.group, lines, extra)}
 
 
+def check_settings(path: Path, fixed: dict[str, Any]) -> str | None:
+    """Predictions are resumed only under the settings that made them (recorded beside them)."""
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        diff = {k: before.get(k) for k, v in fixed.items() if before.get(k) != v}
+        return ", ".join(f"{k}={v!r}" for k, v in diff.items()) or None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(fixed, indent=1, sort_keys=True).encode() + b"\n")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     reg = registry()
@@ -171,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     resolution = stage_resolution(args.stage, args.min_pixels, args.max_pixels)
     settings = GenerationSettings(args.max_new_tokens, args.temperature, args.batch_size)
+    fixed = {"model": args.model, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+             "min_pixels": resolution.min_pixels, "max_pixels": resolution.max_pixels, "box_format": args.box_format}
+    clash = check_settings(out / "predictions" / "settings.json", fixed)
+    if clash:
+        print(f"medmo-eval: {out / 'predictions'} holds predictions made with {clash}; resume with the same "
+              "settings or choose another --out", file=sys.stderr)
+        return 2
     backend: list[Any] = []
 
     def get_backend():
