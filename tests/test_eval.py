@@ -76,6 +76,19 @@ def test_shard_items_follow_medevalkit_prompts(data):
     assert "{box_format_hint}" not in g.prompt and "0 to 1000" in g.prompt
 
 
+def test_slake_closed_yes_no_is_exact_match_as_medevalkit():
+    # MedEvalKit's SLAKE checks `answer in ["yes", "no"]` before lower-casing; SLAKE writes "Yes", so
+    # judge_close_end_vqa decides: "Yes, it is." is wrong there, right under VQA-RAD's yes/no judge.
+    rec = {"id": "q1", "task": "vqa", "images": [{}], "meta": {"lang": "en"},
+           "target": {"answer": "Yes", "answer_type": "CLOSED"},
+           "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it a CT?"}]}]}
+    item = bm.slake_vqa(rec, "qwen3")
+    assert item.kind == "closed" and item.prompt == "<image>Is it a CT?\nAnswer the question using a single word or phrase."
+    assert score_item(item, "Yes, it is.")["correct"] is False and score_item(item, "Yes.")["correct"] is True
+    rad = bm.yes_no_vqa({**rec, "target": {"answer": "Yes"}}, "qwen3")
+    assert score_item(rad, "Yes, it is.")["correct"] is True
+
+
 def test_grounding_scores_answers_in_every_frame():
     item = Item("x", "grounding", [], boxes=[[100.0, 50.0, 300.0, 150.0], [10.0, 10.0, 20.0, 20.0]],
                 image_size=(400, 200))

@@ -240,15 +240,16 @@ def is_yes_no(answer: str) -> bool:
     return answer.strip().lower() in ("yes", "no")
 
 
-def closed_correct(prediction: str, answer: str) -> bool:
+def closed_correct(prediction: str, answer: str, yes_no_judge: bool = True) -> bool:
     """One closed question: yes/no answers by MedEvalKit `judge_judgement` (exactly one of "yes"/"no"
-    occurs, and it is the answer), other answers by `judge_close_end_vqa` (exact match after parsing)."""
+    occurs, and it is the answer), other answers by `judge_close_end_vqa` (exact match after parsing).
+    `yes_no_judge=False` judges yes/no answers by exact match too (MedEvalKit's SLAKE path)."""
     answer = answer.strip().lower()
     boxed = boxed_content(prediction)
     # no strip after parsing, as MedEvalKit: "answer: MRI" leaves " mri", which is not "mri"
     response = parse_response((boxed if boxed is not None else prediction).strip())
     response = response.replace("\n", "").replace(".", "")
-    if is_yes_no(answer):
+    if yes_no_judge and is_yes_no(answer):
         return (("yes" in response) ^ ("no" in response)) and answer in response
     return response == answer
 

@@ -97,13 +97,16 @@ def yes_no_vqa(rec: dict[str, Any], box_format: str) -> Item | None:
 
 
 def slake_vqa(rec: dict[str, Any], box_format: str) -> Item | None:
-    """SLAKE English: the release's answer_type decides; CLOSED gets the single-word prompt."""
+    """SLAKE English: the release's answer_type decides; CLOSED gets the single-word prompt. MedEvalKit
+    uses the yes/no judge only for answers spelled "yes"/"no"; SLAKE writes "Yes"/"No", which therefore
+    go to the exact-match judge: kept, for comparable numbers."""
     if rec["task"] != "vqa" or rec.get("meta", {}).get("lang", "en") != "en":
         return None
     q, a = _user_text(rec), str(rec["target"]["answer"])
     closed = str(rec["target"].get("answer_type", "")).lower() == "closed"
     text = q + (CLOSE_ENDED if closed else OPEN_ENDED)
-    return Item(rec["id"], "closed" if closed else "open", user_turn(_n_images(rec), text), reference=a)
+    return Item(rec["id"], "closed" if closed else "open", user_turn(_n_images(rec), text), reference=a,
+                extra={"yes_no_judge": a in ("yes", "no")})
 
 
 def _question(rec: dict[str, Any], choices: dict[str, str]) -> str:

@@ -29,7 +29,7 @@ def score_item(item: Item, prediction: str, fed_size: tuple[int, int] | None = N
     """The per-item judgement written to predictions/NAME.jsonl."""
     k = item.kind
     if k == "closed":
-        return {"correct": metrics.closed_correct(prediction, item.reference)}
+        return {"correct": metrics.closed_correct(prediction, item.reference, item.extra.get("yes_no_judge", True))}
     if k == "open":
         return {"correct": metrics.open_exact(prediction, item.reference),
                 "recall": metrics.token_recall(prediction, item.reference)}
