@@ -65,6 +65,8 @@ def test_shard_items_follow_medevalkit_prompts(data):
     assert report.reference.startswith("Findings: Borderline cardiomegaly.") and \
         report.reference.endswith("Impression: No acute pulmonary findings..")  # MedEvalKit's golden, verbatim
     assert len(report.images) == 2 and report.prompt.startswith("<image><image>You are a helpful assistant.")
+    pmc = bm.pmc_vqa_record(_expected(data, "medqa", lambda r: r["split"] == "test")[0], "qwen3")
+    assert "\nOptions: \nA: Disclose the error" in pmc.prompt
     # CheXpert Plus releases train/valid only: its valid split is the scored one
     chex = list(items(data, reg["chexpert-plus"]))
     assert [i.id for i in chex] == [r["id"] for r in _expected(data, "chexpert_plus", lambda r: r["split"] == "val")]

@@ -132,6 +132,12 @@ def pubmedqa_record(rec: dict[str, Any], box_format: str) -> Item | None:
     return mcq_record(rec, box_format, sep=".")
 
 
+def pmc_vqa_record(rec: dict[str, Any], box_format: str) -> Item | None:
+    """PMC-VQA: MedEvalKit puts the csv's choice cells in the prompt as they are ("B: text", with the
+    release's stray spaces, which the recipe strips)."""
+    return mcq_record(rec, box_format, sep=": ")
+
+
 def report_record(rec: dict[str, Any], box_format: str) -> Item | None:
     """Report generation: MedEvalKit's report prompt; golden = "Findings: {f} Impression: {i}."."""
     if rec["task"] not in ("report", "caption"):
@@ -217,7 +223,7 @@ def registry() -> dict[str, Benchmark]:
         Benchmark("vqa-rad", "vqa", "VQA-RAD", _src("VQA-RAD"), convert=yes_no_vqa),
         Benchmark("slake", "vqa", "SLAKE", _src("SLAKE"), convert=slake_vqa),
         Benchmark("pathvqa", "vqa", "PathVQA", _src("PathVQA"), convert=yes_no_vqa),
-        Benchmark("pmc-vqa", "vqa", "PMC-VQA", _src("PMC-VQA"), convert=mcq_record),
+        Benchmark("pmc-vqa", "vqa", "PMC-VQA", _src("PMC-VQA"), convert=pmc_vqa_record),
         Benchmark("omnimedvqa", "vqa", "OmniMedVQA", reader=ext.omnimedvqa, folder="OmniMedVQA",
                   download=hub.format(repo="foreverbeliever/OmniMedVQA", folder="OmniMedVQA")
                   + " && unzip the release zip there (QA_information/, Images/)"),
