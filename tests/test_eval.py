@@ -100,6 +100,8 @@ def test_grounding_scores_answers_in_every_frame():
     assert score_item(item, js)["ious"] == [1.0, 0.0]
     bare = "[250, 250, 750, 750] and [25, 50, 50, 100]"
     assert score_item(item, bare)["ious"] == [1.0, 1.0]
+    # normalised [0, 1] floats in a 0-1000 frame (MedSG-Bench's extract_bbox reads them so)
+    assert score_item(item, "[0.25, 0.25, 0.75, 0.75]")["ious"] == [1.0, 0.0]
     # pixel frame: coordinates of the fed image (800x400 here), mapped back to stored pixels
     px = Item("x", "grounding", [], boxes=[[100.0, 50.0, 300.0, 150.0]], image_size=(400, 200), box_format="pixel")
     assert score_item(px, "lesion <box>[[200, 100, 600, 300]]</box>", fed_size=(800, 400))["ious"] == [1.0]

@@ -20,9 +20,17 @@ from .mmmu import open_correct, parse_multi_choice
 
 
 def predicted_boxes(text: str, item: Item, fed_size: tuple[int, int] | None) -> list[list[float]]:
-    """Boxes of a completion in stored pixels of the item's image (the prompt's frame decides the units)."""
+    """Boxes of a completion in stored pixels of the item's image (the prompt's frame decides the units).
+
+    In the 0-1000 frames a box whose four values are all <= 1 with a fraction (`[0.12, 0.3, 0.5, 0.61]`) is
+    read as normalised to [0, 1], as MedSG-Bench's `extract_bbox` does."""
     assert item.image_size is not None
-    return [from_frame(b, item.image_size, fed_size, item.box_format) for _, b in parse_boxes(text)]
+    out = []
+    for _, b in parse_boxes(text):
+        if item.box_format != "pixel" and all(v <= 1 for v in b) and any(v != int(v) for v in b):
+            b = [v * 1000 for v in b]
+        out.append(from_frame(b, item.image_size, fed_size, item.box_format))
+    return out
 
 
 def score_item(item: Item, prediction: str, fed_size: tuple[int, int] | None = None) -> dict[str, Any]:
