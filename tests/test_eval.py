@@ -286,6 +286,17 @@ def test_all_missing_run_lists_build_commands_without_loading_a_model(tmp_path):
     assert f"--local-dir {tmp_path}/benchmarks/MMMU" in (out / "results.md").read_text()
 
 
+def test_pubmedqa_prompt_is_medevalkits():
+    rec = {"task": "mcq", "id": "1", "images": [],
+           "target": {"choices": {"A": "yes", "B": "no", "C": "maybe"}, "answer": "A"},
+           "messages": [{"role": "user", "content": [{"type": "text", "text": (
+               "Context:\nBACKGROUND: b.\nRESULTS: r.\n\nQuestion: Does it work?\n\nA. yes\nB. no\nC. maybe\n\n"
+               "Answer with the letter of the correct option.")}]}]}
+    assert bm.pubmedqa_record(rec, "qwen3").prompt == (
+        "Context: BACKGROUND: b.\nRESULTS: r.\n\nQuestion: Does it work?\nOptions: \nA.yes\nB.no\nC.maybe\n"
+        "Answer with the option's letter from the given choices directly.")
+
+
 def test_question_stem_recovered_from_our_mcq_prompt():
     rec = {"task": "mcq", "id": "1", "images": [], "target": {"choices": {"A": "x", "B": "y"}, "answer": "B"},
            "messages": [{"role": "user", "content": [{"type": "text", "text": "Stem?\n\nA. x\nB. y\n\nAnswer with the "

@@ -127,9 +127,18 @@ def mcq_record(rec: dict[str, Any], box_format: str, sep: str = ". ") -> Item | 
 
 
 def pubmedqa_record(rec: dict[str, Any], box_format: str) -> Item | None:
-    """PubMedQA: MedEvalKit letters its yes/no/maybe options without a space ("A.yes"); our stored prompt
-    already starts with the "Context:" block MedEvalKit prepends."""
-    return mcq_record(rec, box_format, sep=".")
+    """PubMedQA, as MedEvalKit: `Context: {contexts joined by newlines}\n` + the multiple-choice prompt of
+    the question, options lettered without a space ("A.yes"). Our record stores
+    `Context:\n{context}\n\nQuestion: {question}` (recipes/pubmedqa.py)."""
+    item = mcq_record(rec, box_format, sep=".")
+    if item is None:
+        return None
+    stem = _question(rec, dict(rec["target"]["choices"]))
+    if stem.startswith("Context:\n") and "\n\nQuestion: " in stem:
+        context, question = stem[len("Context:\n"):].rsplit("\n\nQuestion: ", 1)
+        text = f"Context: {context}\n" + mcq_prompt(question, item.choices or [], ".")
+        item.messages = user_turn(_n_images(rec), text)
+    return item
 
 
 def pmc_vqa_record(rec: dict[str, Any], box_format: str) -> Item | None:
