@@ -16,9 +16,11 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from medmo_train.data import Resolution
 
 from medmo_data.shards.writer import atomic_write
 
@@ -107,7 +109,8 @@ def embedding_score(preds: list[str], refs: list[str], model_dir: Path) -> float
     return sum(sims) / len(preds)
 
 
-def run_benchmark(bench: Benchmark, args: argparse.Namespace, out: Path, get_backend, resolution) -> dict[str, Any]:
+def run_benchmark(bench: Benchmark, args: argparse.Namespace, out: Path, get_backend: Callable[[], Any],
+                  resolution: Resolution) -> dict[str, Any]:
     """Generate what is not yet in predictions/NAME.jsonl, then judge the benchmark's items."""
     path = out / "predictions" / f"{bench.name}.jsonl"
     done = load_predictions(path)
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backend: list[Any] = []
 
-    def get_backend():
+    def get_backend() -> Any:
         if not backend:  # loaded on first use: a fully resumed or all-missing run never loads the model
             cls = VLLMBackend if args.backend == "vllm" else TransformersBackend
             kw = {"device": args.device} if args.backend == "transformers" else {}
