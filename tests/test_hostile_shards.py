@@ -20,7 +20,7 @@ from medmo_train import data as train_data
 
 from medmo_data.build.verify import verify
 from medmo_data.mix import mixer, stats_report
-from medmo_data.mix.stage import StageManifestError
+from medmo_data.mix.stage import StageManifestError, load_stage_manifest
 from medmo_data.shards import reader
 from medmo_data.shards.reader import ShardError, UnsafeShard, iter_samples
 from medmo_data.shards.writer import TarBuilder
@@ -272,6 +272,22 @@ def test_verify_checks_image_headers_before_decoding(built, tmp_path):
     assert any(f"{key}: {member}: declares 9000x9000 pixels" in p for p in probs), probs
 
 
+def test_trainer_skips_hostile_samples_unless_strict(built, tmp_path):
+    folder = _copy(built, tmp_path / "tsamples")
+    samples = _samples(folder / "train-000000.tar")
+    (k0, m0), (k1, m1), (k2, m2) = samples
+    member = json.loads(m0["json"])["images"][0]["member"]
+    rec1 = json.loads(m1["json"])
+    _replace_shard(folder, "train-000000.tar", [(k0, {**m0, member: _png(20_000, 20_000)}),
+                                                (k1, {**m1, "json": json.dumps({**rec1, "images": {}}).encode()}),
+                                                (k2, m2)])
+    tar = str(folder / "train-000000.tar")
+    spec = {"name": "vqa_rad", "weight": 1.0, "shards": [tar], "stride": None, "excluded": []}
+    assert [s["__key__"] for s in train_data.iter_source(spec)] == [k2]
+    with pytest.raises(ShardError, match=f"{k0}: {member}: not a readable image"):
+        list(train_data.iter_source({**spec, "strict": True, "sha256": {tar: reader.file_sha256(tar)}}))
+
+
 # ---- class 3: member names are whitelisted (every extension is checked) --------------------------------
 
 CODE_NAMES = ["s0.pyd.gz", "s0.pickle.bz2", "s0.pkl.zst", "s0.npy.gz", "s0.PTH.xz", "s0.0.pt.png"]
@@ -324,3 +340,23 @@ def test_verify_compares_tar_keys_with_the_index(built, tmp_path, how):
 def test_reader_refuses_a_key_seen_earlier():
     with pytest.raises(ShardError, match="key 's0' appears twice"):
         _read(_tar_of({"s0.json": b"{}", "s1.json": b"{}", "s0.0.png": b"p"}))
+
+
+def test_strict_trainer_detects_a_shard_changed_after_mix(built, tmp_path):
+    folder = _copy(built, tmp_path / "changed")
+    stage = write_stage(tmp_path / "s.json", 2, "sft", [source_entry(folder, 1.0, ("train",))], {})
+    samples = _samples(folder / "train-000000.tar")
+    key, members = samples[0]
+    rec = json.loads(members["json"])
+    rec["messages"][-1]["content"][0]["text"] = "changed after mix"
+    _replace_shard(folder, "train-000000.tar", [(key, {**members, "json": json.dumps(rec).encode()}), *samples[1:]])
+    assert verify(folder).ok  # a well-formed shard: only the stage manifest's hash tells
+    (spec,) = train_data.make_slots(load_stage_manifest(stage), 1, strict=True)[0]["sources"]
+    train_data.HASHED_SHARDS.clear()
+    with pytest.raises(ShardError, match=r"train-000000.tar: sha256 .* differs from the manifest"):
+        list(train_data.iter_source(spec))
+    assert len(list(train_data.iter_source({**spec, "strict": False}))) == 7  # default: trusts the bytes
+    train_data.HASHED_SHARDS.clear()
+    _replace_shard(folder, "train-000000.tar", samples)  # the original bytes again: strict reads it
+    assert len(list(train_data.iter_source(spec))) == 7
+    assert str(folder / "train-000000.tar") in train_data.HASHED_SHARDS
