@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from medmo_data.build.manifest import load
-from medmo_data.shards.reader import ShardError, check_sample, iter_samples
+from medmo_data.shards.reader import ShardError, check_sample, iter_samples, listed_file
 
 from .render import render_messages
 
@@ -72,8 +72,9 @@ def show(folder: Path, out: Path, n: int = 16, note: Callable[[str], None] = _no
     tiles = []
     for sh in man["shards"]:
         try:
-            for sample in iter_samples(folder / sh["path"]):
-                where = f"{folder / sh['path']}:{sample['__key__']}"
+            path = listed_file(folder, sh["path"])
+            for sample in iter_samples(path):
+                where = f"{path}:{sample['__key__']}"
                 try:
                     check_sample(sample, where)  # schema, members, image headers: nothing decoded yet
                     tiles.append(draw_sample(sample["json"], sample))
@@ -84,7 +85,7 @@ def show(folder: Path, out: Path, n: int = 16, note: Callable[[str], None] = _no
                 if len(tiles) >= n:
                     break
         except ShardError as exc:
-            note(f"the rest of the shard: {exc}")
+            note(f"the rest of the shard: {exc}")  # or all of it: a path out of the folder
         if len(tiles) >= n:
             break
     if not tiles:

@@ -278,9 +278,9 @@ def test_trainer_skips_hostile_samples_unless_strict(built, tmp_path):
     (k0, m0), (k1, m1), (k2, m2) = samples
     member = json.loads(m0["json"])["images"][0]["member"]
     rec1 = json.loads(m1["json"])
+    not_a_list = json.dumps({**rec1, "images": {}}).encode()
     _replace_shard(folder, "train-000000.tar", [(k0, {**m0, member: _png(20_000, 20_000)}),
-                                                (k1, {**m1, "json": json.dumps({**rec1, "images": {}}).encode()}),
-                                                (k2, m2)])
+                                                (k1, {**m1, "json": not_a_list}), (k2, m2)])
     tar = str(folder / "train-000000.tar")
     spec = {"name": "vqa_rad", "weight": 1.0, "shards": [tar], "stride": None, "excluded": []}
     assert [s["__key__"] for s in train_data.iter_source(spec)] == [k2]
@@ -291,8 +291,8 @@ def test_trainer_skips_hostile_samples_unless_strict(built, tmp_path):
 # ---- class 3: member names are whitelisted (every extension is checked) --------------------------------
 
 CODE_NAMES = ["s0.pyd.gz", "s0.pickle.bz2", "s0.pkl.zst", "s0.npy.gz", "s0.PTH.xz", "s0.0.pt.png"]
-OTHER_NAMES = ["s0.txt", "s0.0.gif", "s0.json.gz", "s0.00.png", "s0.png", "sub/s0.json", "S0.json", "s 0.json",
-               "s0"]
+OTHER_NAMES = ["s0.txt", "s0.0.gif", "s0.json.gz", "s0.00.png", "s0.png", "sub/s0.json", "S0.json",
+               "s 0.json", "s0"]
 
 
 @pytest.mark.parametrize("name", CODE_NAMES)
@@ -309,7 +309,8 @@ def test_only_whitelisted_members(name):
 
 def test_whitelisted_members_read():
     got = _read(_tar_of({"s0.json": b"{}", "s0.0.png": b"p", "s0.1.jpg": b"j", "s1.json": b'{"a": 1}'}))
-    assert got == [{"__key__": "s0", "json": {}, "0.png": b"p", "1.jpg": b"j"}, {"__key__": "s1", "json": {"a": 1}}]
+    assert got == [{"__key__": "s0", "json": {}, "0.png": b"p", "1.jpg": b"j"},
+                   {"__key__": "s1", "json": {"a": 1}}]
 
 
 # ---- class 4: tar keys agree with the index; the trainer checks the manifest's sha256 ------------------
@@ -337,6 +338,23 @@ def test_verify_compares_tar_keys_with_the_index(built, tmp_path, how):
     assert any("train-000000.tar: keys disagree with train-000000.index.parquet" in p for p in probs), probs
 
 
+@pytest.mark.parametrize("entry", ["path", "index"])
+def test_manifest_paths_out_of_the_folder_are_refused(built, tmp_path, entry):
+    folder = _copy(built, tmp_path / "esc" / "vqa_rad")
+    outside = _copy(built, tmp_path / "esc" / "elsewhere")
+    man = json.loads((folder / "manifest.json").read_text())
+    sh = next(sh for sh in man["shards"] if sh["path"] == "train-000000.tar")
+    sh[entry] = f"../elsewhere/{sh[entry]}"  # a valid file, same bytes: only its path is wrong
+    (folder / "manifest.json").write_text(json.dumps(man))
+    assert (outside / sh[entry].split("/")[-1]).exists()
+    probs = verify(folder).problems
+    assert any(f"lists '../elsewhere/{sh[entry].split('/')[-1]}': not a file name" in p for p in probs), probs
+    if entry == "path":
+        notes: list[str] = []
+        assert show(folder, tmp_path / "g.png", n=16, note=notes.append) == 9 - 3
+        assert any("../elsewhere/train-000000.tar" in m for m in notes), notes
+
+
 def test_reader_refuses_a_key_seen_earlier():
     with pytest.raises(ShardError, match="key 's0' appears twice"):
         _read(_tar_of({"s0.json": b"{}", "s1.json": b"{}", "s0.0.png": b"p"}))
@@ -349,7 +367,8 @@ def test_strict_trainer_detects_a_shard_changed_after_mix(built, tmp_path):
     key, members = samples[0]
     rec = json.loads(members["json"])
     rec["messages"][-1]["content"][0]["text"] = "changed after mix"
-    _replace_shard(folder, "train-000000.tar", [(key, {**members, "json": json.dumps(rec).encode()}), *samples[1:]])
+    changed = (key, {**members, "json": json.dumps(rec).encode()})
+    _replace_shard(folder, "train-000000.tar", [changed, *samples[1:]])
     assert verify(folder).ok  # a well-formed shard: only the stage manifest's hash tells
     (spec,) = train_data.make_slots(load_stage_manifest(stage), 1, strict=True)[0]["sources"]
     train_data.HASHED_SHARDS.clear()

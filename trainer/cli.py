@@ -33,9 +33,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     p.add_argument("--max-steps", type=int, default=None, help="default: epochs over the stage's samples")
     p.add_argument("--resume", default="auto", help="auto (last checkpoint in the output dir), never, or a path")
     p.add_argument("--strict", action="store_true",
-                   help="stop on a corrupt shard or one whose sha256 differs from the stage manifest (each shard "
-                        "is hashed once per process before it is read); default: skip a corrupt shard with a "
-                        "logged reason and a count, and trust the bytes")
+                   help="stop on a corrupt shard or sample, or a shard whose sha256 differs from the stage "
+                        "manifest (each shard is hashed once per process before it is read); default: skip "
+                        "a corrupt shard or sample with a logged reason, and trust the bytes")
     args, rest = p.parse_known_args(argv)
     overrides: dict[str, Any] = {}
     i = 0

@@ -12,7 +12,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from medmo_data.schema import SchemaError, validate_record
-from medmo_data.shards.reader import ShardError, check_index, file_sha256, iter_samples, open_image
+from medmo_data.shards.reader import (
+    ShardError,
+    check_index,
+    file_sha256,
+    iter_samples,
+    listed_file,
+    open_image,
+)
 
 from .manifest import load
 
@@ -28,20 +35,23 @@ class VerifyReport:
         return not self.problems
 
 
-def _index_keys(path: Path, cache: dict[Path, dict[str, list[str]] | str]) -> dict[str, list[str]] | str:
-    """{tar name: its keys in index order} of one index file (read once, size-capped), or the reason
-    it cannot be read."""
-    if path not in cache:
+IndexKeys = dict[str, list[str]] | str  # {tar name: its keys in index order}, or why the index is unreadable
+
+
+def _index_keys(folder: Path, name: str, cache: dict[str, IndexKeys]) -> IndexKeys:
+    """The keys of one index file by tar (read once per verify, size-capped first)."""
+    if name not in cache:
         try:
+            path = listed_file(folder, name)
             check_index(path)
             t = pq.read_table(path, columns=["key", "shard"])
             by_tar: dict[str, list[str]] = {}
             for key, tar in zip(t.column("key").to_pylist(), t.column("shard").to_pylist(), strict=True):
                 by_tar.setdefault(tar, []).append(key)
-            cache[path] = by_tar
+            cache[name] = by_tar
         except (ShardError, OSError, ValueError, KeyError) as exc:
-            cache[path] = f"index unreadable ({exc})"
-    return cache[path]
+            cache[name] = f"index unreadable ({exc})"
+    return cache[name]
 
 
 def _key_problem(tar_keys: list[str], index_keys: list[str]) -> str | None:
@@ -61,10 +71,14 @@ def verify(folder: Path, decode_images: bool = True, progress: Callable[[int], N
     for extra in sorted(on_disk - listed):
         rep.problems.append(f"{folder / extra}: shard not listed in the manifest")
     members: frozenset[str] | None = None
-    indexes: dict[Path, dict[str, list[str]] | str] = {}
+    indexes: dict[str, IndexKeys] = {}
     for sh in man["shards"]:
-        path = folder / sh["path"]
         rep.shards += 1
+        try:
+            path = listed_file(folder, sh["path"])
+        except ShardError as exc:
+            rep.problems.append(str(exc))
+            continue
         if not path.exists():
             rep.problems.append(f"{path}: missing shard")
             continue
@@ -107,7 +121,7 @@ def verify(folder: Path, decode_images: bool = True, progress: Callable[[int], N
                             rep.problems.append(f"{where} does not decode ({exc})")
         except ShardError as exc:
             rep.problems.append(str(exc))
-        index = _index_keys(folder / sh["index"], indexes) if "index" in sh else "no index in the manifest"
+        index = _index_keys(folder, sh["index"], indexes) if "index" in sh else "no index in the manifest"
         why = index if isinstance(index, str) else _key_problem(keys, index.get(sh["path"], []))
         if why:
             rep.problems.append(f"{path}: keys disagree with {sh.get('index', 'the index')}: {why}")

@@ -64,7 +64,7 @@ def _split_name(name: str, where: str) -> tuple[str, str, int]:
         return key, field, MAX_RECORD_BYTES
     if _IMAGE_FIELD.fullmatch(field):
         return key, field, MAX_IMAGE_BYTES
-    raise UnsafeShard(f"{where}: member {name!r}: a shard holds only <key>.json and <key>.<n>.png|jpg members")
+    raise UnsafeShard(f"{where}: member {name!r}: a shard holds only <key>.json and <key>.<n>.png|jpg")
 
 
 def _record(data: bytes, where: str) -> dict[str, Any]:
@@ -77,6 +77,14 @@ def _record(data: bytes, where: str) -> dict[str, Any]:
     if not isinstance(rec, dict):
         raise ShardError(f"{where}: the record is a JSON {type(rec).__name__}, not an object")
     return rec
+
+
+def listed_file(folder: Path, name: Any) -> Path:
+    """`folder / name` for a shard or index file a source manifest lists: a plain file name, never a path
+    out of the folder (`UnsafeShard`)."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise UnsafeShard(f"{folder}/manifest.json lists {name!r}: not a file name in this folder")
+    return folder / name
 
 
 def iter_samples(shard: str | Path | IO[bytes], decode_json: bool = True) -> Iterator[dict[str, Any]]:
@@ -168,7 +176,8 @@ def check_sha256(path: str | Path, expected: str) -> None:
     """`ShardError` unless the file's bytes hash to `expected` (the manifest's sha256)."""
     got = file_sha256(path)
     if got != expected:
-        raise ShardError(f"{path}: sha256 {got[:16]}... differs from the manifest's {expected[:16] or '(none)'}...")
+        want = f"{expected[:16]}..." if expected else "(none recorded)"
+        raise ShardError(f"{path}: sha256 {got[:16]}... differs from the manifest's {want}")
 
 
 def check_index(path: str | Path) -> None:
