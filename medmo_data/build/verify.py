@@ -97,7 +97,7 @@ def verify(folder: Path, decode_images: bool = True, progress: Callable[[int], N
                     continue
                 try:
                     validate_record(rec)
-                except SchemaError as exc:
+                except (SchemaError, TypeError) as exc:  # TypeError: unhashable value where a name belongs
                     rep.problems.append(f"{path}:{key}: {exc}")
                     continue
                 names = frozenset(k for k in sample if k != "__key__")

@@ -9,6 +9,9 @@ Shards and index files may come from elsewhere, so nothing in them is trusted be
   the caps below are the one place they are set.
 - A key appears once per tar (its members adjacent), a record is a JSON object, and JSON nested too
   deep for the parser is a `ShardError`, not a `RecursionError`.
+- Around the tar: `listed_file` (a manifest names files in its folder only), `check_index` (index
+  Parquet caps), `check_sha256` (bytes as the manifest says), `check_sample` / `open_image` (record
+  schema, image headers within the pixel cap and of the record's size: nothing decoded).
 Every refusal is a `ShardError` naming the shard and the member.
 """
 
@@ -156,7 +159,7 @@ def check_sample(sample: dict[str, Any], where: str) -> None:
         raise ShardError(f"{where}: no json member")
     try:
         validate_record(rec)
-    except SchemaError as exc:
+    except (SchemaError, TypeError) as exc:  # TypeError: an unhashable value where a name belongs
         raise ShardError(f"{where}: {exc}") from exc
     for im in rec["images"]:
         if im["member"] not in sample:
