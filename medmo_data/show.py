@@ -1,15 +1,22 @@
-"""`medmo-data show OUT/NAME --out grid.png`: the first n samples' images with their boxes and text."""
+"""`medmo-data show OUT/NAME --out grid.png`: the first n samples' images with their boxes and text.
+
+Shards may come from elsewhere: a sample whose record breaks the schema or whose image is missing,
+oversized (checked on its header, before decoding) or undecodable is skipped with a one-line note; a
+shard the bounded reader refuses is skipped from that point with a note naming the member.
+"""
 
 from __future__ import annotations
 
 import io
+import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from medmo_data.build.manifest import load
-from medmo_data.shards.reader import iter_samples
+from medmo_data.shards.reader import ShardError, check_sample, iter_samples, listed_file
 
 from .render import render_messages
 
@@ -56,14 +63,29 @@ def draw_sample(rec: dict, members: dict[str, bytes]) -> Image.Image:
     return tile
 
 
-def show(folder: Path, out: Path, n: int = 16) -> int:
+def _note_stderr(message: str) -> None:
+    print(f"show: skipped {message}", file=sys.stderr)
+
+
+def show(folder: Path, out: Path, n: int = 16, note: Callable[[str], None] = _note_stderr) -> int:
     man = load(folder)
     tiles = []
     for sh in man["shards"]:
-        for sample in iter_samples(folder / sh["path"]):
-            tiles.append(draw_sample(sample["json"], sample))
-            if len(tiles) >= n:
-                break
+        try:
+            path = listed_file(folder, sh["path"])
+            for sample in iter_samples(path):
+                where = f"{path}:{sample['__key__']}"
+                try:
+                    check_sample(sample, where)  # schema, members, image headers: nothing decoded yet
+                    tiles.append(draw_sample(sample["json"], sample))
+                except ShardError as exc:
+                    note(str(exc))
+                except Exception as exc:  # noqa: BLE001 - a corrupt image body: skip the sample, say why
+                    note(f"{where}: does not draw ({type(exc).__name__}: {exc})")
+                if len(tiles) >= n:
+                    break
+        except ShardError as exc:
+            note(f"the rest of the shard: {exc}")  # or all of it: a path out of the folder
         if len(tiles) >= n:
             break
     if not tiles:

@@ -33,7 +33,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     p.add_argument("--max-steps", type=int, default=None, help="default: epochs over the stage's samples")
     p.add_argument("--resume", default="auto", help="auto (last checkpoint in the output dir), never, or a path")
     p.add_argument("--strict", action="store_true",
-                   help="stop on a corrupt shard (default: skip it with a logged reason and a count)")
+                   help="stop on a corrupt shard or sample, or a shard whose sha256 differs from the stage "
+                        "manifest (each shard is hashed once per process before it is read); default: skip "
+                        "a corrupt shard or sample with a logged reason, and trust the bytes")
     args, rest = p.parse_known_args(argv)
     overrides: dict[str, Any] = {}
     i = 0
@@ -137,6 +139,7 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from medmo_data.mix.stage import StageManifestError
+    from medmo_data.shards.reader import ShardError
 
     from .config import ConfigError
     from .data import ModalityError
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(sys.argv[1:] if argv is None else argv)
-    except (StageManifestError, ConfigError, ModalityError, FileNotFoundError) as exc:
+    except (StageManifestError, ConfigError, ModalityError, ShardError, FileNotFoundError) as exc:
         print(f"medmo-train: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

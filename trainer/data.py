@@ -1,7 +1,12 @@
 """Shard -> dataset adapter: a stage manifest becomes a streaming HF `IterableDataset` of TRL rows.
 
-- Reading: `medmo_data.shards.reader.iter_samples` (tar members grouped; JSON parsed; nothing unpickled).
-  Excluded keys (decontamination, dedup, prompt budget) are skipped.
+- Reading: `medmo_data.shards.reader.iter_samples` (tar members grouped; JSON parsed; nothing unpickled;
+  member sizes capped before reading). Excluded keys (decontamination, dedup, prompt budget) are skipped.
+  Each kept sample's record is checked against the schema and its image headers against the pixel cap
+  and the record's sizes (no bomb reaches the processor): a bad sample is skipped with a logged reason.
+  `--strict` stops on a bad shard or sample instead, and hashes each shard once per process before
+  reading it, stopping on one whose bytes differ from the stage manifest's sha256: one extra
+  sequential read + SHA-256 per shard, about a third of the reader's own pass over it.
 - Ranks: the stream is cut into `world_size x workers` slots. Each source's tar shards are dealt to the
   slots round-robin, so ranks read disjoint shards; accelerate gives rank r its slot through
   `IterableDataset.shard` (n_shards == world size). A source with fewer shards than slots cannot be
@@ -36,7 +41,7 @@ from PIL import Image
 
 from medmo_data.mix.stage import StageManifest
 from medmo_data.render import render_messages
-from medmo_data.shards.reader import ShardError, iter_samples
+from medmo_data.shards.reader import ShardError, check_sample, check_sha256, iter_samples
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +106,8 @@ def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] 
             if not mine:
                 continue
             slot["sources"].append({"name": src.name, "weight": src.weight, "shards": mine,
-                                    "stride": stride, "excluded": excluded, "strict": strict})
+                                    "stride": stride, "excluded": excluded, "strict": strict,
+                                    "sha256": {str(s.path): s.sha256 for s in src.shards}})
             # the slot's share of the source's samples (after exclusions, spread evenly)
             slot["draws"] += src.samples * share
     for slot in slots:
@@ -110,22 +116,34 @@ def make_slots(manifest: StageManifest, n_slots: int, drop: dict[str, set[str]] 
 
 
 SKIPPED_SHARDS: list[str] = []  # corrupt shards skipped by this process (logged with their reason)
+HASHED_SHARDS: set[str] = set()  # shards whose sha256 this process checked (--strict: once per process)
 
 
 def iter_source(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """One pass over a source's shards in a slot, skipping excluded keys (and other slots' samples).
 
     A corrupt, truncated or unsafe shard is skipped with a logged reason and counted (the samples read
-    before the damage are kept), unless the run is `--strict`, which stops on it.
+    before the damage are kept), unless the run is `--strict`, which stops on it, and on a shard whose
+    bytes differ from the stage manifest's sha256.
     """
     excluded = set(spec["excluded"])
     i = 0
     for path in spec["shards"]:
         try:
+            if spec.get("strict") and path not in HASHED_SHARDS:
+                check_sha256(path, spec.get("sha256", {}).get(path, ""))
+                HASHED_SHARDS.add(path)
             for sample in iter_samples(path):
                 take = spec["stride"] is None or i % spec["stride"][1] == spec["stride"][0]
                 i += 1
                 if take and sample["__key__"] not in excluded:
+                    try:  # schema and image headers (pixel cap, record's size): no bomb reaches the processor
+                        check_sample(sample, f"{path}:{sample['__key__']}")
+                    except ShardError as exc:
+                        if spec.get("strict"):
+                            raise
+                        log.warning("skipping a sample of %s: %s", spec["name"], exc)
+                        continue
                     yield sample
         except ShardError as exc:
             if spec.get("strict"):

@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from medmo_data.shards.reader import ShardError, check_index
+
 from .budget import TextCounter, image_tokens
 from .decontam import (
     BENCHMARKS,
@@ -137,6 +139,10 @@ def _sha256(p: Path) -> str:
 
 
 def _read_index(path: Path, cols: list[str]) -> pl.DataFrame:
+    try:
+        check_index(path)  # size caps before any read: index files may come from elsewhere
+    except ShardError as exc:
+        raise MixError(str(exc)) from exc
     have = set(pq.read_schema(path).names)
     df = pl.read_parquet(path, columns=[c for c in cols if c in have])
     return df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in OPTIONAL.items() if c in cols and c not in have])

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from medmo_data.shards.reader import ShardError, check_index
+
 from .budget import CHARS_PER_TOKEN, image_tokens
-from .stage import load_stage_manifest
+from .stage import StageManifestError, load_stage_manifest
 
 COLS = ["key", "shard", "task", "modality", "n_images", "widths", "heights", "prompt_chars", "n_objects",
         "box_areas"]
@@ -39,6 +41,10 @@ def collect(manifest_path: Path) -> pl.DataFrame:
             if (smpath.parent / sh["path"]).resolve() in wanted:
                 by_index.setdefault(sh["index"], set()).add(sh["path"])
         for idx, tars in sorted(by_index.items()):
+            try:
+                check_index(smpath.parent / idx)  # size caps before any read
+            except ShardError as exc:
+                raise StageManifestError(str(exc)) from exc
             df = pl.read_parquet(smpath.parent / idx, columns=COLS).filter(pl.col("shard").is_in(list(tars)))
             if src.excluded_keys:
                 df = df.filter(~pl.col("key").is_in(list(src.excluded_keys)))
