@@ -19,6 +19,7 @@ bbox} in stored pixels, or None for rows that are not box tasks), `image_sizes` 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -112,9 +113,17 @@ def _pair_score(l1: float, giou: float) -> float:
         / (W_L1 + W_GIOU)
 
 
-def _min_cost_pairs(cost: list[list[float]]) -> list[tuple[int, int]]:
+@functools.cache
+def _assignments(n_p: int, n_g: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Every matching of min(n_p, n_g) (pred, gt) pairs, as pair tuples (built once per shape)."""
+    if n_p <= n_g:
+        return tuple(tuple(enumerate(perm)) for perm in itertools.permutations(range(n_g), n_p))
+    return tuple(tuple((i, j) for j, i in enumerate(perm)) for perm in itertools.permutations(range(n_p), n_g))
+
+
+def _min_cost_pairs(cost: list[list[float]]) -> list[tuple[int, int]] | tuple[tuple[int, int], ...]:
     """Minimum-cost matching of min(P, G) pairs: a scan for one row or column, all assignments for up to
-    3 x 3, SciPy's Hungarian solver (on the list, no NumPy set-up of ours) above."""
+    3 x 3 (first minimum wins, as in a scan), SciPy's Hungarian solver (on the list) above."""
     n_p, n_g = len(cost), len(cost[0])
     if n_p == 1:
         row = cost[0]
@@ -122,11 +131,14 @@ def _min_cost_pairs(cost: list[list[float]]) -> list[tuple[int, int]]:
     if n_g == 1:
         return [(min(range(n_p), key=lambda i: cost[i][0]), 0)]
     if n_p * n_g <= SMALL:
-        if n_p <= n_g:
-            cands = (tuple(enumerate(perm)) for perm in itertools.permutations(range(n_g), n_p))
-        else:
-            cands = (tuple((i, j) for j, i in enumerate(perm)) for perm in itertools.permutations(range(n_p), n_g))
-        return list(min(cands, key=lambda pairs: sum(cost[i][j] for i, j in pairs)))
+        best, best_c = (), math.inf
+        for pairs in _assignments(n_p, n_g):
+            c = 0.0
+            for i, j in pairs:
+                c += cost[i][j]
+            if c < best_c:
+                best, best_c = pairs, c
+        return best
     rows, cols = linear_sum_assignment(cost)
     return list(zip(rows.tolist(), cols.tolist(), strict=True))
 
