@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test demo bench stress lint clean
+.PHONY: venv test demo bench stress lint clean gpu-check
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -23,6 +23,11 @@ demo: venv
 
 bench: venv
 	$(PY) -m bench
+
+# One CUDA/ROCm GPU, no download: random-init Qwen3-VL 2B, stage 2 + stage 4 (8 generations) from the demo
+# shards (run `make demo` first), prints samples/s, tokens/s, peak memory, mean rewards (docs/training.md).
+gpu-check: venv
+	$(PY) scripts/gpu_check.py
 
 stress: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m stress tests

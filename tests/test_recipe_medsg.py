@@ -32,7 +32,7 @@ def test_multi_turn_record_becomes_one_sample_per_question(built):
     assert texts(rec, "user").startswith("Identify the bounding box of the region described by the following "
                                          "expression: RightVentricle. {box_format_hint}")
     assert render_messages(rec, "pixel")[1]["content"][0]["text"] == \
-        "It's in the third image. RightVentricle <box>[[92, 150, 164, 224]]</box>"
+        "It's in the third image. Picture 3: RightVentricle <box>[[92, 150, 164, 224]]</box>"
 
 
 def test_box_goes_to_last_image_without_ordinal(built):

@@ -192,3 +192,158 @@ def test_soft_overlong_punishment_from_trl():
     f = overlong_reward(16, 4)
     assert f.__name__ == "soft_overlong_punishment_reward"
     assert f(completion_ids=[[1] * 10, [1] * 14, [1] * 16]) == [0.0, pytest.approx(-0.5), pytest.approx(-1.0)]
+
+
+# --- degenerate predicted boxes: corners ordered, zero-area boxes keep zero area ------------------------
+
+
+@pytest.mark.parametrize("inverted,ordered", [
+    ([10, 0, 0, 10], A),  # x2 < x1: old code gave GIoU -1 for the very box A
+    ([0, 10, 10, 0], A),  # y2 < y1
+    ([10, 10, 0, 0], A),  # both: old code gave GIoU +1 with L1 > 1
+    ([100, 0, 20, 10], [20, 0, 100, 10]),  # old code: union < 0, GIoU -4.5, s_k < 0
+])
+def test_inverted_box_scores_as_its_ordered_box(inverted, ordered):
+    from medmo_train.rewards import _as_array, pairwise_giou
+
+    assert box_score([inverted], [A]) == pytest.approx(box_score([ordered], [A]), abs=1e-12)
+    assert box_score([inverted], [A]) == pytest.approx(slow_scores([ordered], [A])[0], abs=1e-12)
+    giou = pairwise_giou(_as_array([inverted]), _as_array([A]))
+    assert -1.0 <= giou.min() and giou.max() <= 1.0
+    # one bad box no longer drags down a perfect one: 2 truths, the second predicted inverted and exact
+    b = [20, 20, 30, 30]
+    assert box_score([A, [30, 30, 20, 20]], [A, b]) == 1.0
+    # the NumPy path (over PLAIN_MAX pairs) orders corners the same way
+    many = [[i * 20.0, 0, i * 20.0 + 10, 10] for i in range(13)]
+    flipped = [[b[2], b[3], b[0], b[1]] for b in many]
+    assert box_score(flipped, many) == pytest.approx(1.0) and box_score([inverted] * 13, [A] * 13) == \
+        pytest.approx(box_score([ordered] * 13, [A] * 13), abs=1e-12)
+
+
+@pytest.mark.parametrize("name,pred,gt,want", [
+    # identical points: L1 0; union and enclosing area 0 -> IoU 0, GIoU 0 -> s = (5 + 1) / 7
+    ("point on point", [[5, 5, 5, 5]], [[5, 5, 5, 5]], 6 / 7),
+    # a horizontal line inside A: IoU 0, enclosing = A (100), union 100 -> GIoU 0; L1 = 10 / 28.28
+    ("line inside box", [[0, 5, 10, 5]], [A], (5 * (1 - 10 / (2 * math.sqrt(200))) + 1.0) / 7),
+    # a point far away: GIoU -> -(enclosing - union)/enclosing; L1 clipped to 1
+    ("far point", [[100, 100, 100, 100]], [A], (2 * (1 + (-(10000 - 100) / 10000)) / 2) / 7),
+])
+def test_zero_area_boxes_stay_in_range(name, pred, gt, want):
+    assert box_score(pred, gt) == pytest.approx(want, abs=1e-9)
+    assert any(v == pytest.approx(want, abs=1e-9) for v in slow_scores(pred, gt))
+
+
+_any_coord = st.floats(min_value=-50, max_value=250, allow_nan=False, allow_infinity=False)
+_any_box = st.lists(st.one_of(_any_coord, st.integers(0, 12).map(float)), min_size=4, max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pred=st.lists(_any_box, max_size=5), gt=st.lists(_box, min_size=1, max_size=4))
+def test_any_corners_give_values_in_range(pred, gt):
+    from medmo_train.rewards import _as_array, pairwise_giou
+
+    if pred:
+        giou = pairwise_giou(_as_array(pred), _as_array(gt))
+        assert (giou >= -1 - 1e-12).all() and (giou <= 1 + 1e-12).all()
+    ordered = [[min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])] for b in pred]
+    score = box_score(pred, gt)
+    assert 0.0 <= score <= 1.0 and score == pytest.approx(box_score(ordered, gt), abs=1e-12)
+    if pred and len(pred) * len(gt) <= 16:
+        assert any(abs(score - s) < 1e-9 for s in slow_scores(ordered, gt))
+
+
+def test_plain_and_numpy_paths_agree():
+    from medmo_train import rewards
+
+    rng = __import__("random").Random(3)
+    for n_p, n_g in ((1, 1), (2, 3), (3, 3), (4, 2), (6, 5), (12, 12)):
+        pred = [[rng.uniform(0, 300), rng.uniform(0, 300), rng.uniform(0, 300), rng.uniform(0, 300)]
+                for _ in range(n_p)]
+        gt = [[x, y, x + rng.uniform(1, 80), y + rng.uniform(1, 80)]
+              for x, y in ((rng.uniform(0, 300), rng.uniform(0, 300)) for _ in range(n_g))]
+        plain = box_score(pred, gt, 0.1, 0.2)
+        old, rewards.PLAIN_MAX = rewards.PLAIN_MAX, 0
+        try:
+            vec = box_score(pred, gt, 0.1, 0.2)
+        finally:
+            rewards.PLAIN_MAX = old
+        assert plain == pytest.approx(vec, abs=1e-12), (n_p, n_g)
+
+
+# --- several images: each box is scored on the image its `Picture n:` marker names (real MedSG rows) ----
+
+
+@pytest.fixture(scope="module")
+def medsg(tmp_path_factory):
+    """The MedSG fixture (real MedSG-188K Task8 records) built by the project: {id: sample}."""
+    from tests.helpers import build_fixture, by_id, read_samples
+
+    tmp = tmp_path_factory.mktemp("medsg")
+    build_fixture("medsg", tmp)
+    return by_id(read_samples(tmp / "out" / "medsg"))
+
+
+REF = "referring/AbdomenCT1K/CT_RightKidney/npy_imgs/casenum_00798_sliceid_13_CT_RightKidney"
+
+
+def _medsg_row(sample, fmt):
+    from medmo_train.data import Resolution, grpo_row
+
+    row = grpo_row(sample["__key__"], "medsg", sample, fmt, Resolution(32 * 32, 256 * 256))
+    return row, {k: [row[k]] for k in ("objects", "image_sizes", "fed_sizes", "box_format")}
+
+
+def _answer(sample, fmt):
+    from medmo_data.render import render_messages
+
+    feds = [list(f) for f in _medsg_row(sample, fmt)[0]["fed_sizes"]]
+    return render_messages(sample["json"], fmt, feds)[-1]["content"][-1]["text"]
+
+
+@pytest.mark.parametrize("fmt", ["qwen3", "pixel", "json"])
+def test_medsg_exact_answer_on_image_three_scores_high(medsg, fmt):
+    s = medsg[f"{REF}#0"]  # RightVentricle, on the third of three 336x336 images
+    assert s["json"]["objects"] == [{"image": 2, "label": "RightVentricle", "bbox": [92.0, 150.0, 164.0, 224.0]}]
+    _, cols = _medsg_row(s, fmt)
+    answer = _answer(s, fmt)
+    assert ("Picture 3: RightVentricle <box>" in answer) if fmt != "json" else ('"picture": 3' in answer)
+    [score] = bbox_reward([[{"role": "assistant", "content": f"<answer>{answer}</answer>"}]], **cols)
+    assert score >= 0.95
+
+
+def test_medsg_wrong_image_unmarked_or_far_box_scores_low(medsg):
+    s = medsg[f"{REF}#1"]  # PharynxCancer on the second image
+    assert [o["image"] for o in s["json"]["objects"]] == [1]
+    _, cols = _medsg_row(s, "pixel")
+    exact = _answer(s, "pixel")
+    assert exact.endswith("Picture 2: PharynxCancer <box>[[104, 171, 116, 194]]</box>")  # 336 -> 256 fed
+    box = "PharynxCancer <box>[[104, 171, 116, 194]]</box>"
+    texts = {
+        "exact": exact,
+        "wrong image": f"Picture 1: {box}",
+        "no marker (reads as image 1)": box,
+        "far off": "Picture 2: PharynxCancer <box>[[10, 10, 40, 30]]</box>",
+        "marker on its own line": f"Picture 2:\n{box}",
+        "both images, one right": f"Picture 1: {box}\nPicture 2: {box}",
+        "no such image": f"Picture 7: {box}",
+    }
+    got = dict(zip(texts, bbox_reward([[{"role": "assistant", "content": t}] for t in texts.values()],
+                                      **{k: v * len(texts) for k, v in cols.items()}), strict=True))
+    assert got["exact"] >= 0.95 and got["marker on its own line"] == got["exact"]
+    assert got["both images, one right"] == got["exact"]  # the extra box is a free false alarm (lambda_FP 0)
+    assert got["wrong image"] == got["no marker (reads as image 1)"] == got["no such image"] == 0.0
+    assert got["far off"] < 0.5
+
+
+def test_multi_image_combination_weighted_by_truth_count():
+    # image 1 holds two truths, image 2 one: R = (2 * R_1 + 1 * R_2) / 3, each in its own image's pixels
+    objs = [{"image": 0, "label": "a", "bbox": [0.0, 0.0, 10.0, 10.0]},
+            {"image": 0, "label": "a", "bbox": [20.0, 20.0, 30.0, 30.0]},
+            {"image": 1, "label": "b", "bbox": [0.0, 0.0, 50.0, 50.0]}]
+    cols = {"objects": [objs], "image_sizes": [[[100, 100], [200, 100]]], "fed_sizes": [[[100, 100], [200, 100]]],
+            "box_format": ["pixel"]}
+    text = "Picture 1: a <box>[[0, 0, 10, 10]]</box>\nPicture 2: b <box>[[0, 0, 100, 50]]</box>"
+    r2 = box_score([[0, 0, 100, 50]], [[0, 0, 50, 50]])
+    [got] = bbox_reward([[{"role": "assistant", "content": text}]], **cols)
+    assert got == pytest.approx((2 * box_score([[0, 0, 10, 10]], [[0, 0, 10, 10], [20, 20, 30, 30]]) + r2) / 3)
+    assert got == pytest.approx((2 * 0.5 + r2) / 3)

@@ -84,6 +84,8 @@ def test_grpo_stage4_logs_all_rewards(built, tiny_model, tmp_path, capsys):  # n
     for name in ("bbox_reward", "label_accuracy_reward", "tag_count_reward", "soft_overlong_punishment_reward"):
         assert all(f"rewards/{name}/mean" in h and f"rewards/{name}/std" in h for h in logs), name
     assert all({"completions/clipped_ratio", "entropy", "clip_ratio/region_mean"} <= set(h) for h in logs)
+    # DAPO's dynamic-sampling signal: the share of groups whose rewards are all equal, every step
+    assert all(0.0 <= h["frac_reward_zero_std"] <= 1.0 for h in logs)
     settings = json.loads((out / "medmo_train_settings.json").read_text())
     cfg = settings["trl_config"]
     assert (cfg["loss_type"], cfg["epsilon"], cfg["epsilon_high"]) == ("dapo", 0.15, 0.25)

@@ -4,7 +4,9 @@ Any TRL config field (or one of our own keys, see `medmo_train.config.OWN_KEYS`)
 `--learning_rate 2e-6 --per_device_train_batch_size 1 --report_to '["wandb"]'`. Values parse as JSON
 when they can. The settings actually used go to `<output-dir>/medmo_train_settings.json`.
 Launched under `accelerate launch` the same command runs on every rank (docs/training.md).
-A run restarted into the same output dir resumes from its last checkpoint (`--resume never` to refuse).
+A run restarted into the same output dir resumes from its last checkpoint (`--resume never` to refuse) and
+says so; one that already reached `--max-steps` trains nothing. `--smoke` turns any stage into a quick run
+(small batches, 128x128 images, 2 steps) for a machine without a GPU.
 Exit codes: 0 ok, 1 the run failed, 2 bad usage or bad input (one line naming the file and the field).
 """
 
@@ -32,6 +34,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     p.add_argument("--output-dir", type=Path, default=None, help="default: runs/stage<N>")
     p.add_argument("--max-steps", type=int, default=None, help="default: epochs over the stage's samples")
     p.add_argument("--resume", default="auto", help="auto (last checkpoint in the output dir), never, or a path")
+    p.add_argument("--smoke", action="store_true",
+                   help="a quick run: small batch, no activation checkpointing, 128x128 images, 2 steps by default")
     p.add_argument("--strict", action="store_true",
                    help="stop on a corrupt shard or sample, or a shard whose sha256 differs from the stage "
                         "manifest (each shard is hashed once per process before it is read); default: skip "
@@ -74,18 +78,21 @@ def _resume_point(choice: str, out: Path) -> str | None:
 def run(argv: list[str]) -> int:
     from medmo_data.mix.stage import load_stage_manifest
 
-    from . import config, data
+    from . import config, data, launch
     from .rewards import reward_functions
 
     args, overrides = parse_args(argv)
     manifest = load_stage_manifest(args.manifest)
     out = args.output_dir or Path("runs") / f"stage{manifest.stage}"
     world, rank = _world()
+    if args.smoke:
+        overrides = {**config.SMOKE[manifest.kind], **overrides}
+        args.max_steps = args.max_steps or config.SMOKE_STEPS
+        if manifest.image is not None:
+            manifest.image = dict(config.SMOKE_IMAGE)
     kwargs, own = config.split_settings(manifest, overrides)
-
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(args.model)
+    launch.check_model(args.model)
+    processor = launch.load_processor(args.model)
     resolution = data.stage_resolution(manifest, processor)
     drop: dict[str, set[str]] = {}
     prompt_filter = None
@@ -104,6 +111,14 @@ def run(argv: list[str]) -> int:
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
     trl_args, own = config.build_config(manifest, overrides, out, steps)
+    resume = _resume_point(args.resume, out)
+    reached, finished = launch.resume_state(resume, trl_args.max_steps)
+    if finished:
+        print(f"medmo-train: {resume} already reached step {reached} of --max-steps {trl_args.max_steps}: nothing "
+              "to train (raise --max-steps to go on, or use another --output-dir)", file=sys.stderr)
+        return 0
+    if resume:
+        print(f"medmo-train: resuming from {resume} (step {reached} of {trl_args.max_steps})", file=sys.stderr)
     dataset = data.build_dataset(manifest, resolution, world, trl_args.dataloader_num_workers, drop,
                                  strict=args.strict)
 
@@ -129,7 +144,11 @@ def run(argv: list[str]) -> int:
         from trl import SFTTrainer
 
         trainer = SFTTrainer(model=args.model, args=trl_args, train_dataset=dataset, processing_class=processor)
-    trainer.train(resume_from_checkpoint=_resume_point(args.resume, out))
+    launch.DropNoneMetrics.install(trainer)
+    trainer.add_callback(launch.MicroBatchProgress())
+    if trl_args.use_cpu and not args.smoke:
+        print(launch.cpu_notice(manifest.stage, kwargs, manifest.image), file=sys.stderr)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))
     trainer.save_state()  # <out>/trainer_state.json: the whole log history, next to the weights
     if rank == 0:
@@ -142,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     from medmo_data.shards.reader import ShardError
 
     from .config import ConfigError
-    from .data import ModalityError
+    from .data import ModalityError, UnscorableError
+    from .launch import quiet_upstream_warnings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_upstream_warnings()
     try:
         return run(sys.argv[1:] if argv is None else argv)
-    except (StageManifestError, ConfigError, ModalityError, ShardError, FileNotFoundError) as exc:
+    except (StageManifestError, ConfigError, ModalityError, UnscorableError, ShardError, FileNotFoundError) as exc:
         print(f"medmo-train: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -26,15 +26,27 @@ STAGE_DEFAULTS: dict[str, Any] = {
     "bf16": True, "adam_beta1": 0.9, "adam_beta2": 0.999, "weight_decay": 0.1, "warmup_steps": 0.1,
     "lr_scheduler_type": "cosine", "seed": 42, "num_train_epochs": 1,
     "logging_steps": 1, "save_strategy": "steps", "save_steps": 500, "save_total_limit": 3,
-    "report_to": ["tensorboard"], "gradient_checkpointing_kwargs": {"use_reentrant": False},
+    "report_to": ["tensorboard"],
+    # transformers 5 names: the gradient_checkpointing* aliases warn (FutureWarning) when they are what is set
+    "activation_checkpointing": True, "activation_checkpointing_kwargs": {"use_reentrant": False},
 }
 SFT_DEFAULTS: dict[str, Any] = {"assistant_only_loss": True}
 GRPO_DEFAULTS: dict[str, Any] = {
     "loss_type": "dapo", "epsilon": 0.15, "epsilon_high": 0.25, "num_generations": 8,
     "max_completion_length": 1024, "log_completions": False, "log_multimodal": False,
 }
-# transformers 5 folded warmup_ratio into warmup_steps (a float in [0, 1) is a ratio of the steps).
-ALIASES = {"warmup_ratio": "warmup_steps"}
+# transformers 5 folded warmup_ratio into warmup_steps (a float in [0, 1) is a ratio of the steps), and renamed
+# gradient checkpointing to activation checkpointing (old names still fields, but deprecated).
+ALIASES = {"warmup_ratio": "warmup_steps", "gradient_checkpointing": "activation_checkpointing",
+           "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}
+# `--smoke`: a quick run on any machine (the settings `make demo` trains the tiny model with).
+SMOKE_IMAGE = {"min_pixels": 32 * 32, "max_pixels": 128 * 128}
+SMOKE_STEPS = 2
+SMOKE: dict[str, dict[str, Any]] = {
+    "sft": {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "activation_checkpointing": False},
+    "grpo": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "num_generations": 4,
+             "max_completion_length": 32, "soft_punish_cache": 8, "activation_checkpointing": False},
+}
 HINTS = {"max_prompt_length": "GRPOConfig has no max_prompt_length since TRL 0.28; use max_prompt_tokens "
                               "(our prompt filter, image tokens included)",
          "max_seq_length": "SFTConfig.max_seq_length was removed in TRL 0.20; use max_length"}
@@ -68,7 +80,7 @@ def split_settings(manifest: StageManifest, overrides: dict[str, Any]) -> tuple[
     own = dict(OWN_KEYS)
     for where, block in (("training.", manifest.training), ("--", overrides)):
         for key, value in block.items():
-            if key not in fields and key in ALIASES:
+            if key in ALIASES and ALIASES[key] in fields:
                 key = ALIASES[key]
             if key in OWN_KEYS:
                 own[key] = value

@@ -54,6 +54,22 @@ class ModalityError(ValueError):
     """A stage mixes text-only and image samples."""
 
 
+class UnscorableError(ValueError):
+    """A GRPO row that no reward can score beyond its format (exit 2)."""
+
+
+def check_scorable(manifest_path: Path, source: str, key: str, record: dict[str, Any], row: dict[str, Any]) -> None:
+    """A GRPO row must give `bbox_reward` ground-truth boxes or `label_accuracy_reward` target labels: the
+    format rewards alone (tags, length) would train formatting on it and nothing else. Stage specs keep such
+    tasks out with `tasks:` (stage 4: grounding, detection)."""
+    if row["objects"] or row["labels"] is not None:
+        return
+    task = record.get("task")
+    why = "no boxes in its objects" if task in BOX_TASKS else "no target labels"
+    raise UnscorableError(f"{manifest_path}: source {source}: task {task!r} (sample {key}) has {why}, so no stage-4 "
+                          "reward scores it beyond format; leave the task out of GRPO stages (stage spec `tasks:`)")
+
+
 @dataclass(frozen=True)
 class Resolution:
     """The processor's pixel budget and grid: fed size = smart_resize(h, w, factor, min, max)."""
@@ -269,7 +285,8 @@ def prompt_tokens(processor: Any, row: dict[str, Any], resolution: Resolution | 
 
 def filter_prompts(manifest: StageManifest, processor: Any, resolution: Resolution | None, limit: int,
                    report: Path | None = None) -> tuple[dict[str, set[str]], int, int]:
-    """Pre-pass over the stage: keys whose prompt exceeds `limit` tokens (image tokens included).
+    """Pre-pass over the stage: keys whose prompt exceeds `limit` tokens (image tokens included); every row
+    must be scorable (`check_scorable`).
 
     Returns ({source: keys to drop}, kept, dropped); the dropped keys go to `report` (JSON lines).
     """
@@ -281,6 +298,7 @@ def filter_prompts(manifest: StageManifest, processor: Any, resolution: Resoluti
                 "stride": None, "excluded": sorted(src.excluded_keys)}
         for sample in iter_source(spec):
             row = grpo_row(sample["__key__"], src.name, sample, manifest.box_format, resolution)
+            check_scorable(manifest.path, src.name, sample["__key__"], sample["json"], row)
             n = prompt_tokens(processor, row, resolution)
             if n > limit:
                 drop.setdefault(src.name, set()).add(sample["__key__"])

@@ -3,8 +3,8 @@
     python -m medmo_train.demo MANIFEST_DIR OUT_DIR [STEPS]
 
 `make demo` builds the fixtures, runs `medmo-data mix` per stage into MANIFEST_DIR, then calls this.
-The demo overrides the stage settings only where the tiny model and CPU demand it: small batches, a tiny
-pixel budget, short GRPO completions (4 generations of 32 tokens).
+The demo trains with `--smoke` (the stage settings cut to what the tiny model and a CPU need: small batches,
+a tiny pixel budget, short GRPO completions: 4 generations of 32 tokens).
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ import time
 from pathlib import Path
 
 from .cli import main as train_main
+from .config import SMOKE_IMAGE as DEMO_IMAGE
 from .tiny import build_tiny
-
-DEMO_IMAGE = {"min_pixels": 32 * 32, "max_pixels": 128 * 128}
-SFT = ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--gradient_checkpointing",
-       "false", "--save_steps", "2"]
-GRPO = ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1", "--num_generations", "4",
-        "--max_completion_length", "32", "--soft_punish_cache", "8", "--gradient_checkpointing", "false",
-        "--save_steps", "2"]
 
 
 def demo_manifest(src: Path, dest: Path) -> Path:
@@ -52,7 +46,7 @@ def run_demo(manifest_dir: Path, out: Path, steps: int = 2) -> dict[int, float]:
         t0 = time.time()
         rc = train_main(["--manifest", str(m), "--model", str(model), "--output-dir",
                          str(out / f"stage{raw['stage']}"), "--max-steps", str(steps),
-                         *(GRPO if raw["kind"] == "grpo" else SFT)])
+                         "--smoke", "--save_steps", "2"])
         if rc != 0:
             raise SystemExit(rc)
         times[raw["stage"]] = time.time() - t0
