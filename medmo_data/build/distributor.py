@@ -206,6 +206,9 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
         finally:
             recipe_rejects.close()
         _remove_stale(out_dir, stats)
+        from medmo_data.publish.card import write_card  # the one upward arrow: the folder's card (#17)
+
+        write_card(out_dir)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 
