@@ -31,10 +31,13 @@ def _card(folder):
 
 
 def test_series_names():
-    assert series_name("train", 1) == ("default", "train", 1)
-    assert series_name("val-3img", 2) == ("3img", "val", 3)
-    assert series_name("test-noboxes", 1) == ("noboxes", "test", 1)
-    assert series_name("train-0img-noboxes", 1) == ("0img-noboxes", "train", 0)
+    assert series_name("train", 1) == ("default", "train", ["0.png"])
+    assert series_name("val-3img", 2, "jpg") == ("3img", "val", ["0.jpg", "1.jpg", "2.jpg"])
+    assert series_name("test-noboxes", 1) == ("noboxes", "test", ["0.png"])
+    assert series_name("train-0img-noboxes", 1) == ("0img-noboxes", "train", [])
+    assert series_name("train-2img-png_jpg", 1) == ("2img-png_jpg", "train", ["0.png", "1.jpg"])
+    with pytest.raises(CardError, match="2 image formats for 1 images"):
+        series_name("train-png_jpg", 1)
 
 
 def test_folder_loads_as_its_samples_per_series(tmp_path):

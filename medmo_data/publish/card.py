@@ -27,7 +27,9 @@ MANIFEST = "manifest.json"  # medmo_data.build.manifest.MANIFEST; not imported: 
 DEFAULT_SERIES = "default"
 # Shard names are `<group>-<6 digits>[-pK].tar`; the digit class keeps `train-2img-...` out of `train`.
 _DIGITS = "[0-9]" * 6
-_GROUP = re.compile(r"^(?P<split>train|val|test)(?:-(?P<n>\d+)img)?(?P<noboxes>-noboxes)?$")
+# `<split>[-<n>img][-noboxes][-<fmt>_<fmt>...]`: the last part names each image's member format when it
+# differs from the source's (a JPEG passed through in a PNG source).
+_GROUP = re.compile(r"^(?P<split>train|val|test)(?:-(?P<n>\d+)img)?(?P<noboxes>-noboxes)?(?:-(?P<fmts>[a-z0-9]+(?:_[a-z0-9]+)*))?$")
 # Hub licence ids (https://huggingface.co/docs/hub/repositories-licenses) our recipes use verbatim.
 HUB_LICENSES = {"apache-2.0", "mit", "cc0-1.0", "cc-by-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
                 "cc-by-nc-nd-4.0", "cc-by-nc-nd-3.0", "openrail"}
@@ -44,23 +46,27 @@ class CardError(ValueError):
     """A folder that is not a built source, or shard names the card cannot describe."""
 
 
-def series_name(group: str, images_per_sample: int) -> tuple[str, str, int]:
-    """(series, split, images) of a shard group: `train` -> default, `val-2img-noboxes` -> 2img-noboxes."""
+def series_name(group: str, images_per_sample: int, image_format: str = "png") -> tuple[str, str, list[str]]:
+    """(series, split, image members) of a shard group: `train` -> default, `val-2img-noboxes` -> 2img-noboxes."""
     m = _GROUP.match(group)
     if m is None:
-        raise CardError(f"shard group {group!r}: not <split>[-<n>img][-noboxes]")
+        raise CardError(f"shard group {group!r}: not <split>[-<n>img][-noboxes][-<formats>]")
     n = int(m["n"]) if m["n"] is not None else images_per_sample
-    parts = ([f"{m['n']}img"] if m["n"] is not None else []) + (["noboxes"] if m["noboxes"] else [])
-    return "-".join(parts) or DEFAULT_SERIES, m["split"], n
+    fmts = m["fmts"].split("_") if m["fmts"] else [image_format] * n
+    if len(fmts) != n:
+        raise CardError(f"shard group {group!r}: {len(fmts)} image formats for {n} images")
+    parts = [f"{m['n']}img"] if m["n"] is not None else []
+    parts += (["noboxes"] if m["noboxes"] else []) + ([m["fmts"]] if m["fmts"] else [])
+    return "-".join(parts) or DEFAULT_SERIES, m["split"], [f"{i}.{f}" for i, f in enumerate(fmts)]
 
 
 def shard_series(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{series: {"images": n, "splits": {split: {"groups": {group}, "samples": k, "shards": m}}}}."""
+    """{series: {"members": [0.png, ...], "splits": {split: {"groups": {group}, "samples": k, "shards": m}}}}."""
     info = manifest["info"]
     out: dict[str, dict[str, Any]] = {}
     for sh in manifest["shards"]:
-        name, split, n = series_name(sh["group"], info["images_per_sample"])
-        s = out.setdefault(name, {"images": n, "splits": defaultdict(lambda: {"groups": set(), "samples": 0,
+        name, split, members = series_name(sh["group"], info["images_per_sample"], info["image_format"])
+        s = out.setdefault(name, {"members": members, "splits": defaultdict(lambda: {"groups": set(), "samples": 0,
                                                                                "shards": 0})})
         sp = s["splits"][split]
         sp["groups"].add(sh["group"])
@@ -69,12 +75,12 @@ def shard_series(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def features(n_images: int, image_format: str):
+def features(members: list[str]):
     """The declared `datasets.Features` of one series: nothing is left to inference."""
     from datasets import Features, Image, Json, Value
 
     cols: dict[str, Any] = {"json": Json()}
-    cols.update({f"{i}.{image_format}": Image() for i in range(n_images)})
+    cols.update({m: Image() for m in members})
     cols.update({"__key__": Value("string"), "__url__": Value("string")})
     return Features(cols)
 
@@ -108,7 +114,7 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
         if name == default:
             cfg["default"] = True
         configs.append(cfg)
-        infos.append({"config_name": name, "features": features(s["images"], info["image_format"])._to_yaml_list()})
+        infos.append({"config_name": name, "features": features(s["members"])._to_yaml_list()})
     written = manifest["counts"]["written"]
     size = next((label for limit, label in SIZE_CATEGORIES if written < limit), "n>100M")
     tasks = sorted({TASK_CATEGORIES[t] for t in info["tasks"] if t in TASK_CATEGORIES})
@@ -125,10 +131,10 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _counts_table(manifest: dict[str, Any]) -> str:
-    rows = ["| config | split | images per sample | samples | shards |", "|---|---|---|---|---|"]
+    rows = ["| config | split | image members | samples | shards |", "|---|---|---|---|---|"]
     for name, s in sorted(shard_series(manifest).items()):
         for split, sp in sorted(s["splits"].items()):
-            rows.append(f"| `{name}` | {split} | {s['images']} | {sp['samples']:,} | {sp['shards']} |")
+            rows.append(f"| `{name}` | {split} | {' '.join(s['members']) or 'none'} | {sp['samples']:,} | {sp['shards']} |")
     return "\n".join(rows)
 
 

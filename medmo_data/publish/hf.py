@@ -46,14 +46,14 @@ def _plan(folders: list[Path], split: str, series: str) -> tuple[list[str], dict
         info = man["info"]
         for sh in man["shards"]:
             try:
-                name, sh_split, n = series_name(sh["group"], info["images_per_sample"])
+                name, sh_split, members = series_name(sh["group"], info["images_per_sample"], info["image_format"])
             except CardError as exc:
                 raise LoadError(f"{folder}/manifest.json: {exc}") from exc
             if name != series or sh_split != split or not sh["samples"]:
                 continue
             files.append(str(Path(folder) / sh["path"]))
-            for i in range(n):
-                expected[f"{i}.{info['image_format']}"] += sh["samples"]
+            for m in members:
+                expected[m] += sh["samples"]
     if len(schemas) > 1:
         raise LoadError(f"sources with different record schemas {sorted(schemas)}: rebuild them with one version")
     if not files:
