@@ -4,11 +4,11 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test demo bench stress lint clean
+.PHONY: venv test demo bench stress lint dup docs clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip "setuptools>=77"
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[train,ray,mix,dev]"
 	touch $@
@@ -29,6 +29,14 @@ stress: venv
 
 lint: venv
 	.venv/bin/ruff check .
+
+# Repeated blocks of 8+ lines across the package, recipes and trainer (pylint's duplicate-code check).
+dup: venv
+	.venv/bin/pylint --disable=all --enable=duplicate-code --min-similarity-lines=8 medmo_data recipes trainer
+
+# docs/sources.md is generated from each recipe's INFO, docstring and code (tests/test_cli.py checks it).
+docs: venv
+	$(PY) -m medmo_data.publish.source_info > docs/sources.md
 
 clean:
 	rm -rf demo data bench/results .pytest_cache
