@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,26 @@ per-shard index, statistics, the build manifest and the rejects; the configs abo
 {info['citation'] or 'See the upstream homepage.'}
 """
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n" + body
+
+
+def write_card_at(out: str | Path) -> None:
+    """`write_card` for a local folder or an fsspec URL (a Ray build into an object store or `file://`)."""
+    from medmo_data.shards.storage import RemoteDir, as_url
+
+    url = as_url(out)
+    if url is None:
+        write_card(Path(out))
+        return
+    remote = RemoteDir(url)
+    manifest = json.loads(remote.read_bytes(MANIFEST))
+    if not manifest["shards"]:
+        if remote.exists(CARD):
+            remote.remove(CARD)
+        return
+    with tempfile.TemporaryDirectory(prefix="medmo-card-") as tmp:
+        local = Path(tmp) / CARD
+        local.write_text(card_text(manifest), encoding="utf-8")
+        remote.commit(local)
 
 
 def write_card(out_dir: Path) -> Path:
