@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -168,7 +170,11 @@ def test_stage_manifest_export_skips_excluded_and_uses_stage_frame(built, tmp_pa
     _, _, stage, samples, skip = built
     out = tmp_path / "st"
     res = export(stage, "llamafactory", out)
-    rows = [json.loads(x) for x in (out / "stage2_train.jsonl").read_text().splitlines()]
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert set(info) == {"medmo_stage2_deeplesion_train", "medmo_stage2_vqa_rad_train"}  # one per source
+    assert json.loads((out / "stage2_weights.json").read_text())["weights"] == {"deeplesion": 0.5, "vqa_rad": 0.5}
+    rows = [json.loads(x) for name in sorted(info)
+            for x in (out / info[name]["file_name"]).read_text().splitlines()]
     want = [k for k, s in samples.items() if s["json"]["split"] == "train" and k != skip]
     assert res.samples == {"train": len(want)} and len(rows) == len(want)
     assert not (out / "images" / "vqa_rad" / f"{skip}.0.jpg").exists()
@@ -186,3 +192,40 @@ def test_export_errors(tmp_path, built):
         export(a, "axolotl", tmp_path / "o")
     with pytest.raises(ExportError, match="--box-format 'xywh'"):
         export(a, "swift", tmp_path / "o", box_format="xywh")
+
+
+LF_CHECK = r"""
+import json, os, sys
+from llamafactory.data.converter import get_dataset_converter
+from llamafactory.data.parser import get_dataset_list
+from llamafactory.hparams import DataArguments
+
+d, names = sys.argv[1], sys.argv[2:]
+n = 0
+for attr in get_dataset_list(names, d):
+    conv = get_dataset_converter(attr.formatting, attr, DataArguments(dataset_dir=d))
+    for line in open(os.path.join(d, attr.dataset_name), encoding="utf-8"):
+        ex = conv(json.loads(line))
+        assert ex["_prompt"] and ex["_response"], "converter dropped the sample (invalid roles or count)"
+        assert all(os.path.isfile(p) for p in ex["_images"]), ex["_images"]
+        tokens = sum(m["content"].count("<image>") for m in ex["_prompt"] + ex["_response"])
+        assert tokens == len(ex["_images"]), (tokens, ex["_images"])
+        n += 1
+print(n)
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("MEDMO_LLAMAFACTORY_PYTHON"),
+                    reason="set MEDMO_LLAMAFACTORY_PYTHON to a python with llamafactory (it pins datasets<=4.0)")
+@pytest.mark.parametrize("fmt", ["llamafactory", "sharegpt"])
+def test_llamafactory_own_converter_reads_the_export(built, tmp_path, fmt):
+    """Optional: LLaMA-Factory's own parser and converter, in its own environment, over our export."""
+    a, b, _, samples, _ = built
+    out = tmp_path / fmt
+    for folder in (a, b):
+        export(folder, fmt, out)
+    names = sorted(json.loads((out / "dataset_info.json").read_text()))
+    r = subprocess.run([os.environ["MEDMO_LLAMAFACTORY_PYTHON"], "-c", LF_CHECK, str(out), *names],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split()[-1]) == len(samples)

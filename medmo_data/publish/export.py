@@ -52,6 +52,12 @@ class _Input:
     shards: list[tuple[Path, set[str]]]  # tar path, keys to skip (stage exclusions)
     total: int  # samples that will be exported (for progress)
     box_format: str = "qwen3"  # a stage manifest's own frame
+    weights: dict[str, float] | None = None  # a stage's per-source draw probabilities
+
+    def stem(self, rec: dict[str, Any]) -> str:
+        """File stem of a record: `vqa_rad`, or `stage2_vqa_rad` (a stage keeps one file per source so its
+        weights can be applied by the trainer)."""
+        return self.name if self.weights is None else f"{self.name}_{rec['source']}"
 
 
 def _open_input(path: Path) -> _Input:
@@ -65,7 +71,8 @@ def _open_input(path: Path) -> _Input:
         raise ExportError(f"{path}: expected a built source folder or a stage manifest (manifests/stageN.json)")
     st = load_stage_manifest(path)
     shards = [(sh.path, src.excluded_keys) for src in st.sources for sh in src.shards]
-    return _Input(f"stage{st.stage}", shards, st.total_samples, st.box_format)
+    return _Input(f"stage{st.stage}", shards, st.total_samples, st.box_format,
+                  {src.name: src.weight for src in st.sources})
 
 
 def _samples(inp: _Input) -> Iterator[dict[str, Any]]:
@@ -137,14 +144,14 @@ def _info_entry(fmt: str, file_name: str) -> dict[str, Any]:
 
 
 class _JsonlFiles:
-    """One JSONL per split, written under a temporary name and renamed when complete."""
+    """One JSONL per stem and split (`vqa_rad_train`), written under a temporary name, renamed when complete."""
 
-    def __init__(self, out: Path, name: str) -> None:
-        self.out, self.name = out, name
+    def __init__(self, out: Path) -> None:
+        self.out = out
         self.handles: dict[str, Any] = {}
 
     def path(self, split: str) -> Path:
-        return self.out / f"{self.name}_{split}.jsonl"
+        return self.out / f"{split}.jsonl"
 
     def write(self, split: str, row: dict[str, Any]) -> None:
         if split not in self.handles:
@@ -167,7 +174,7 @@ class _JsonlFiles:
 def _export_jsonl(inp: _Input, out: Path, fmt: str, box_format: str, progress: Callable[[int], None] | None
                   ) -> ExportResult:
     res = ExportResult([])
-    files = _JsonlFiles(out, inp.name)
+    files = _JsonlFiles(out)
     ok = False
     try:
         for n, sample in enumerate(_samples(inp), 1):
@@ -180,7 +187,7 @@ def _export_jsonl(inp: _Input, out: Path, fmt: str, box_format: str, progress: C
                 row = _sharegpt_row(rec, images, box_format)
             else:
                 row = {"messages": _flat_turns(rec, box_format), "images": images}
-            files.write(rec["split"], row)
+            files.write(f"{inp.stem(rec)}_{rec['split']}", row)
             res.samples[rec["split"]] = res.samples.get(rec["split"], 0) + 1
             res.images += len(images)
             if progress:
@@ -245,14 +252,13 @@ def _export_parquet(inp: _Input, out: Path, box_format: str, progress: Callable[
     try:
         for n, sample in enumerate(_samples(inp), 1):
             row = _parquet_row(sample, box_format)
-            split = row["split"]
+            split = f"{row['split']}-{inp.stem(sample['json'])}"  # data/<split>-<stem>.parquet
             if split not in writers:
-                writers[split] = pq.ParquetWriter(out / "data" / f".{split}-{inp.name}.tmp", schema,
-                                                  compression="zstd")
+                writers[split] = pq.ParquetWriter(out / "data" / f".{split}.tmp", schema, compression="zstd")
             buffers.setdefault(split, []).append(row)
             if len(buffers[split]) >= PARQUET_ROWS_PER_GROUP:
                 flush(split)
-            res.samples[split] = res.samples.get(split, 0) + 1
+            res.samples[row["split"]] = res.samples.get(row["split"], 0) + 1
             res.images += len(row["images"])
             if progress:
                 progress(n)
@@ -262,9 +268,9 @@ def _export_parquet(inp: _Input, out: Path, box_format: str, progress: Callable[
             if ok:
                 flush(split)
             w.close()
-            tmp = out / "data" / f".{split}-{inp.name}.tmp"
-            if ok:  # `data/<split>-<name>.parquet`: `datasets` reads the split from the name; sources add up
-                final = out / "data" / f"{split}-{inp.name}.parquet"
+            tmp = out / "data" / f".{split}.tmp"
+            if ok:  # `data/<split>-<stem>.parquet`: `datasets` reads the split from the name; sources add up
+                final = out / "data" / f"{split}.parquet"
                 os.replace(tmp, final)
                 res.files.append(final)
             else:
@@ -288,8 +294,15 @@ def export(source: Path, fmt: str, out: Path, box_format: str | None = None,
     box_format = box_format or inp.box_format
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
-        return _export_parquet(inp, out, box_format, progress)
-    return _export_jsonl(inp, out, fmt, box_format, progress)
+        res = _export_parquet(inp, out, box_format, progress)
+    else:
+        res = _export_jsonl(inp, out, fmt, box_format, progress)
+    if inp.weights is not None:  # the stage's mixture: per-source probabilities for the trainer's sampler
+        path = out / f"{inp.name}_weights.json"
+        atomic_write(path, json.dumps({"weight_meaning": "probability", "weights": inp.weights},
+                                      indent=1, sort_keys=True).encode() + b"\n")
+        res.files.append(path)
+    return res
 
 
 def total_samples(source: Path) -> int:
