@@ -85,13 +85,18 @@ def _lf_check(out: Path, rows: list[dict], entry: dict, samples) -> None:
             assert f.read_bytes() == _member_bytes(samples, None, f.name)  # copied, never re-encoded
 
 
+def _export_both(built, out: Path, fmt: str) -> dict:
+    """Both sources exported into one folder; its dataset_info.json."""
+    for folder in built[:2]:
+        export(folder, fmt, out)
+    return json.loads((out / "dataset_info.json").read_text())
+
+
 @pytest.mark.parametrize("fmt", ["llamafactory", "sharegpt"])
 def test_llamafactory_layouts(built, tmp_path, fmt):
-    a, b, _, samples, _ = built
+    samples = built[3]
     out = tmp_path / fmt
-    for folder in (a, b):
-        export(folder, fmt, out)
-    info = json.loads((out / "dataset_info.json").read_text())
+    info = _export_both(built, out, fmt)
     assert {"medmo_deeplesion_train", "medmo_vqa_rad_train", "medmo_vqa_rad_test"} <= set(info)
     for name, entry in info.items():
         assert entry["formatting"] == "sharegpt"
@@ -220,11 +225,9 @@ print(n)
 @pytest.mark.parametrize("fmt", ["llamafactory", "sharegpt"])
 def test_llamafactory_own_converter_reads_the_export(built, tmp_path, fmt):
     """Optional: LLaMA-Factory's own parser and converter, in its own environment, over our export."""
-    a, b, _, samples, _ = built
+    samples = built[3]
     out = tmp_path / fmt
-    for folder in (a, b):
-        export(folder, fmt, out)
-    names = sorted(json.loads((out / "dataset_info.json").read_text()))
+    names = sorted(_export_both(built, out, fmt))
     r = subprocess.run([os.environ["MEDMO_LLAMAFACTORY_PYTHON"], "-c", LF_CHECK, str(out), *names],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
