@@ -232,3 +232,46 @@ def test_llamafactory_own_converter_reads_the_export(built, tmp_path, fmt):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.split()[-1]) == len(samples)
+
+
+SWIFT_CHECK = r"""
+import json, sys
+from types import SimpleNamespace
+from PIL import Image
+from swift.dataset import load_dataset
+from swift.template.base import Template
+
+out = []
+for path in sys.argv[1:]:
+    train, _ = load_dataset([path])
+    for row in train:
+        objs = row.get("objects")
+        if not objs or not objs.get("bbox"):
+            continue
+        sizes = [Image.open(im["path"]).size for im in row["images"]]
+        objs = {**objs, "bbox": [list(b) for b in objs["bbox"]], "width": [w for w, _ in sizes],
+                "height": [h for _, h in sizes]}
+        Template.normalize_bbox(SimpleNamespace(norm_bbox="norm1000"), SimpleNamespace(objects=objs, images=[]))
+        out.append({"image": row["images"][0]["path"], "bbox": objs["bbox"]})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("MEDMO_SWIFT_PYTHON"),
+                    reason="set MEDMO_SWIFT_PYTHON to a python with ms-swift (it pins datasets<4.8.5)")
+def test_swift_own_loader_and_box_normalisation(built, tmp_path):
+    """Optional: ms-swift's own `load_dataset` reads the export, and its Qwen3-VL box normalisation
+    (`Template.normalize_bbox`, norm1000) gives exactly our `qwen3` frame."""
+    a, _, _, samples, _ = built
+    out = tmp_path / "swift"
+    export(a, "swift", out)
+    files = sorted(str(p) for p in out.glob("*.jsonl"))
+    r = subprocess.run([os.environ["MEDMO_SWIFT_PYTHON"], "-c", SWIFT_CHECK, *files],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(rows) == sum(1 for s in samples.values() if s["json"]["source"] == "deeplesion")
+    for row in rows:
+        rec = samples[Path(row["image"]).name.split(".")[0]]["json"]
+        size = (rec["images"][0]["width"], rec["images"][0]["height"])
+        assert row["bbox"] == [to_frame(o["bbox"], size, None, "qwen3") for o in rec["objects"]]
