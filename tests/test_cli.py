@@ -79,7 +79,10 @@ def test_list_never_cuts_names_at_80_columns_in_a_pipe():
     words = set(re.findall(r"[a-z0-9_]+", r.stdout))
     missing = [n for n in all_recipes() if n not in words]
     assert not missing, f"cut or wrapped: {missing}\n{r.stdout}"
-    assert "…" not in r.stdout.split("\n", 3)[3].split("│")[1]  # the name column holds no ellipsis
+    starts = {line.split()[0] for line in r.stdout.splitlines()[4:] if line.strip()}
+    assert set(all_recipes()) <= starts and "…" not in r.stdout  # each name whole at the start of its row
+    assert max(map(len, r.stdout.splitlines())) <= 80
+    assert "CC0-1.0" in run("list", columns="160").stdout  # a wide terminal shows the licences
 
 
 def test_version_help_and_completion_in_both_clis():
