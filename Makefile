@@ -15,8 +15,11 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 venv: .venv/.installed
 
+# Nothing lands in the repository root: no .pytest_cache, hypothesis' example database in the temp dir.
+TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HYPOTHESIS_STORAGE_DIRECTORY=$${TMPDIR:-/tmp}/medmo-hypothesis
+
 test: venv
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -m "not stress" tests
+	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -m "not stress" tests
 
 demo: venv
 	$(PY) scripts/demo.py
@@ -25,7 +28,7 @@ bench: venv
 	$(PY) -m bench
 
 stress: venv
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m stress tests
+	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider -m stress tests
 
 lint: venv
 	.venv/bin/ruff check .

@@ -248,3 +248,12 @@ def test_stats_heading_names_the_stage_once():
     assert _subtitle({"stage": 2, "title": "Stage 2: medical VQA, reports and grounding"}) == \
         "medical VQA, reports and grounding"
     assert _subtitle({"stage": 4, "title": "grounding RL"}) == "grounding RL"
+
+
+def test_make_test_writes_nothing_into_the_repo_root():
+    """`make test` twice leaves the root as it was: no .pytest_cache, no .hypothesis (the wheel test builds
+    from a copy, see test_packaging), and every test that runs the CLI does it from a scratch folder."""
+    make = (REPO / "Makefile").read_text()
+    recipe = make.split("\ntest: venv\n", 1)[1].split("\n\n", 1)[0]
+    assert "-p no:cacheprovider" in recipe and "$(TEST_ENV)" in recipe
+    assert "HYPOTHESIS_STORAGE_DIRECTORY=" in make.split("TEST_ENV :=", 1)[1].split("\n", 1)[0]
