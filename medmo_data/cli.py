@@ -5,17 +5,29 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from . import __version__
 from .recipe import SourceError, all_recipes, get_recipe
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+PROG = "medmo-data"
+app = typer.Typer(name=PROG, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Turn medical imaging and text sources into clean WebDataset shards.")
 console = Console(stderr=True)
 out = Console()
@@ -24,9 +36,40 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line naming the file and the field, then exit."""
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line naming the file and the field, then exit (the same `PROG: message` as medmo-train)."""
+    console.print(f"{PROG}: {message}", highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"{PROG} {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool | None, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                                       help="Print the version and exit.")] = None) -> None:
+    """Turn medical imaging and text sources into clean WebDataset shards."""
+
+
+def progress_bar(description: str, total: int | None) -> tuple[Progress, Callable[[int], None]]:
+    """A bar that shows done/total and the time left when the total is known, else a running count; the
+    returned callback redraws at most ten times a second (it may be called once per record)."""
+    cols = [TextColumn("[bold]{task.description}"), BarColumn()]
+    cols += [MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn(), TextColumn("eta"),
+             TimeRemainingColumn()] if total else [TextColumn("{task.completed} records"), TimeElapsedColumn()]
+    bar = Progress(*cols, console=console, transient=True)
+    tid = bar.add_task(description, total=total)
+    last = [0.0]
+
+    def update(n: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.1 or (total and n >= total):
+            last[0] = now
+            bar.update(tid, completed=n)
+
+    return bar, update
 
 
 def resolve_input(value: str, recipe_name: str) -> Path:
@@ -35,6 +78,9 @@ def resolve_input(value: str, recipe_name: str) -> Path:
     p = Path(value)
     if p.exists():
         return p
+    if not p.is_absolute() and len(p.parts) > 1 and Path(p.parts[0]).is_dir():  # `Downloads/DeepLesion`: a typo
+        fail(f"{value}: input folder does not exist ({p.parts[0]}/ exists here, so this is a local path, "
+             "not a Hugging Face dataset id)")
     if HUB_ID.match(value) and not value.startswith((".", "/")):
         try:
             from huggingface_hub import snapshot_download
@@ -70,13 +116,37 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
 
         out.print_json(json.dumps([info_json(i) for i in rows]))
         return
-    t = Table(title=f"{len(rows)} sources")
-    for col in ("name", "stages", "tasks", "modality", "access", "licence", "status"):
-        t.add_column(col)
+    # The name is what users type: never cut (no wrap, its full width). Below 120 columns (an 80-column
+    # terminal, a pipe) modality, licence and status make way; `--json` or a wider terminal has them.
+    wide = out.width >= 120
+    cols = ("stages", "tasks", "modality", "access", "licence", "status") if wide else ("stages", "tasks", "access")
+    t = Table(title=f"{len(rows)} sources" + ("" if wide else " (licences: a wider terminal or --json)"),
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("name", no_wrap=True, min_width=max(len(i.name) for i in rows))
+    for col in cols:
+        t.add_column(col, no_wrap=col != "tasks")
     for i in rows:
-        t.add_row(i.name, ",".join(map(str, i.stages)), ",".join(i.tasks), i.modality, i.access, i.license,
-                  i.status)
+        vals = {"stages": ",".join(map(str, i.stages)), "tasks": ", ".join(i.tasks), "modality": i.modality,
+                "access": i.access, "licence": i.license, "status": i.status}
+        t.add_row(i.name, *(vals[c] for c in cols))
     out.print(t)
+
+
+def _expected_records(folder: Path, root: Path, limit: int | None, split: str | None) -> int | None:
+    """The bar's total where it costs nothing: `--limit`, or what the last build of this input read
+    (records as the recipe yields them, so not with `--split`, which skips some unread)."""
+    if split is not None:
+        return None
+    prev = None
+    try:
+        man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if man["input"]["name"] == root.name and man["options"]["split"] is None:
+            prev = int(man["counts"]["read"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if limit is not None:
+        return min(limit, prev) if prev is not None else limit
+    return prev
 
 
 @app.command()
@@ -117,15 +187,14 @@ def build(
         recipe_options=_parse_options(option),
     )
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
-            tid = bar.add_task(f"building {recipe}", total=None)
+        bar, step = progress_bar(f"building {recipe}", _expected_records(output / recipe, root, limit, split))
+        with bar:
             if engine == "ray":
                 from medmo_data.build.ray_engine import build_ray
 
-                result = build_ray(rec, root, opts, address=address)
+                result = build_ray(rec, root, opts, address=address, progress=step)
             elif engine == "local":
-                result = run_build(rec, root, opts, progress=lambda n: bar.update(tid, completed=n))
+                result = run_build(rec, root, opts, progress=step)
             else:
                 fail(f"--engine {engine!r}: must be local or ray")
     except SourceError as exc:
@@ -155,7 +224,11 @@ def verify(
 
     if not (folder / "manifest.json").exists():
         fail(f"{folder}/manifest.json: not found (build the source first)")
-    rep = run_verify(folder, decode_images=not no_images)
+    from medmo_data.build.manifest import load
+
+    bar, step = progress_bar(f"verifying {folder.name}", load(folder)["counts"]["written"] or None)
+    with bar:
+        rep = run_verify(folder, decode_images=not no_images, progress=step)
     for p in rep.problems[:50]:
         console.print(f"[red]x[/red] {p}", highlight=False)
     if len(rep.problems) > 50:
@@ -215,7 +288,8 @@ def mix_cmd(
                           benchmarks={k: Path(v) for k, v in _parse_options(benchmark).items()},
                           exclude_access=exclude_access, exclude_licence=exclude_licence, tokenizer=tokenizer,
                           decontaminate=not no_decontam, deduplicate=not no_dedup)
-        man, path = run_mix(spec_path, opts)
+        with console.status(f"mixing {spec_path} (decontaminate, dedup, filter)"):
+            man, path = run_mix(spec_path, opts)
     except MixError as exc:
         fail(str(exc))
     f = man["filters"]
@@ -246,6 +320,83 @@ def stats(
     except (StageManifestError, FileNotFoundError) as exc:
         fail(str(exc))
     out.print(f"wrote {files[0]} and {len(files) - 1} PNG plots")
+
+@app.command()
+def info(name: Annotated[str, typer.Argument(help="Source name, see `medmo-data list`.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False) -> None:
+    """Where to download a source, the files it reads, its build command and its -o options."""
+    from medmo_data.publish.source_info import describe, markdown
+
+    try:
+        d = describe(get_recipe(name))
+    except SourceError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps({k: v for k, v in d.items() if k != "doc"}))
+    else:
+        out.print(markdown(d), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="A built source (OUT/NAME) or a stage manifest (stageN.json).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="llamafactory, sharegpt, swift or parquet.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (exports of several sources add up).")],
+    box_format: Annotated[str | None, typer.Option(help="Boxes as text: qwen3, pixel or json (default: the "
+                                                        "stage manifest's, else qwen3).")] = None,
+) -> None:
+    """Write a source or a stage for LLaMA-Factory, ms-swift, sharegpt tools or `load_dataset("parquet")`."""
+    from medmo_data.mix.stage import StageManifestError
+    from medmo_data.publish.export import ExportError, total_samples
+    from medmo_data.publish.export import export as run_export
+    from medmo_data.shards.reader import ShardError
+
+    try:
+        bar, step = progress_bar(f"exporting {source.name}", total_samples(source) if source.exists() else None)
+        with bar:
+            res = run_export(source, fmt, out_dir, box_format, progress=step)
+    except (ExportError, StageManifestError) as exc:
+        fail(str(exc))
+    except ShardError as exc:
+        fail(str(exc), 1)
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(res.samples.items())) or "no samples"
+    out.print(f"{fmt}: {counts}; {res.images:,} images copied as stored", highlight=False)
+    for f in res.files:
+        out.print(f"  {f}", highlight=False)
+
+
+@app.command()
+def push(
+    source: Annotated[Path, typer.Argument(help="A built source: OUT/NAME.")],
+    repo: Annotated[str, typer.Option(help="Hub dataset repo OWNER/NAME (created if missing).")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; upload nothing.")] = False,
+    rejects: Annotated[bool, typer.Option("--rejects", help="Upload rejects.jsonl too.")] = False,
+    i_have_the_right: Annotated[bool, typer.Option(
+        "--i-have-the-right", help="Upload a registered/credentialed source: you hold the right to share it.")] = False,
+) -> None:
+    """Upload a built source (shards, index, stats, dataset card, manifest) to a Hugging Face dataset repo."""
+    from medmo_data.publish.push import PushError, plan
+    from medmo_data.publish.push import push as run_push
+
+    try:
+        p = plan(source, repo, include_rejects=rejects, i_have_the_right=i_have_the_right)
+    except PushError as exc:
+        fail(str(exc))
+    if p.access != "open":
+        console.print(f"{PROG}: {source} is {p.access}; licence: {p.license}", highlight=False, markup=False)
+    if dry_run:
+        out.print(f"would upload {len(p.files)} files to datasets/{repo}" + (" (private)" if private else ""),
+                  highlight=False)
+        for f in p.files:
+            out.print(f"  {f}", highlight=False)
+        return
+    try:
+        url = run_push(p, private=private)
+    except Exception as exc:  # noqa: BLE001 - auth, network, quota: the upload failed, one line
+        fail(f"{repo}: upload failed ({type(exc).__name__}: {exc})", 1)
+    out.print(f"uploaded {len(p.files)} files: {url}", highlight=False)
+
 
 def main() -> None:
     try:

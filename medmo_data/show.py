@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,11 +31,44 @@ def _font(size: int = 11):
         return ImageFont.load_default()
 
 
+def wrap_text(text: str, font, width: int, max_lines: int) -> list[str]:
+    """Lines of at most `width` pixels, broken between words (a word wider than a line is split); when
+    the text needs more than `max_lines`, the last line ends at a word with an ellipsis."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split():
+            while font.getlength(word) > width:  # a URL or a long token: split it, nothing else is cut
+                k = max(1, next(i for i in range(len(word), 0, -1) if font.getlength(word[:i]) <= width))
+                if line:
+                    lines.append(line)
+                    line = ""
+                lines.append(word[:k])
+                word = word[k:]
+            cand = f"{line} {word}" if line else word
+            if font.getlength(cand) <= width:
+                line = cand
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    if len(lines) <= max_lines:
+        return lines
+    words = lines[max_lines - 1].split()
+    while words and font.getlength(" ".join(words) + " …") > width:
+        words.pop()
+    return lines[: max_lines - 1] + [" ".join(words) + " …"]
+
+
 def draw_sample(rec: dict, members: dict[str, bytes]) -> Image.Image:
-    """One tile: first image (or a blank for text-only) scaled to TILE, boxes drawn, text beneath."""
+    """One tile: the first image scaled to TILE with its boxes, the text beneath; a text-only sample is
+    one text panel from the top (no empty image area). Text wraps between words."""
     tile = Image.new("RGB", (TILE, TILE + TEXT_H), "white")
     draw = ImageDraw.Draw(tile)
+    font = _font()
+    text_top = 4
     if rec["images"]:
+        text_top = TILE + 4
         im = rec["images"][0]
         img = Image.open(io.BytesIO(members[im["member"]])).convert("RGB")
         s = min(TILE / img.width, TILE / img.height)
@@ -49,17 +81,18 @@ def draw_sample(rec: dict, members: dict[str, bytes]) -> Image.Image:
             c = colors.setdefault(ob["label"], PALETTE[len(colors) % len(PALETTE)])
             x1, y1, x2, y2 = (v * s for v in ob["bbox"])
             draw.rectangle([x1, y1, x2, y2], outline=c, width=2)
-            draw.text((x1 + 2, max(0, y1 - 12)), ob["label"][:24], fill=c, font=_font())
+            label = wrap_text(ob["label"], font, max(40, TILE - round(x1) - 4), 1)[0]
+            draw.text((x1 + 2, max(0, y1 - 12)), label, fill=c, font=font)
         if len(rec["images"]) > 1:
-            draw.text((4, TILE - 14), f"+{len(rec['images']) - 1} more image(s)", fill="yellow", font=_font())
+            draw.text((4, TILE - 14), f"+{len(rec['images']) - 1} more image(s)", fill="yellow", font=font)
     msgs = render_messages(rec)
     q = " ".join(p["text"] for m in msgs if m["role"] == "user" for p in m["content"] if p["type"] == "text")
     a = " ".join(p["text"] for m in msgs if m["role"] == "assistant" for p in m["content"] if p["type"] == "text")
-    body = f"[{rec['task']}] Q: {q[:160]}\nA: {a[:200]}"
-    lines = []
-    for para in body.split("\n"):
-        lines += textwrap.wrap(para, 58) or [""]
-    draw.multiline_text((4, TILE + 4), "\n".join(lines[:9]), fill="black", font=_font())
+    line_h = draw.textbbox((0, 0), "A", font=font)[3] + 4  # multiline_text's line pitch at spacing 4
+    room = (TILE + TEXT_H - text_top - 4) // line_h
+    a_lines = wrap_text(f"A: {a}", font, TILE - 8, max(1, room // 3))
+    q_lines = wrap_text(f"[{rec['task']}] Q: {q}", font, TILE - 8, room - len(a_lines))
+    draw.multiline_text((4, text_top), "\n".join(q_lines + a_lines), fill="black", font=font, spacing=4)
     return tile
 
 

@@ -40,6 +40,8 @@ def build_all() -> list[tuple[str, dict, bool, float]]:
         if res.manifest["counts"]["written"]:
             show(OUT / "data" / name, OUT / "grids" / f"{name}.png", n=8)
         rows.append((name, res.manifest, rep.ok, seconds))
+        console.print(f"[{len(rows)}] {name}: {res.manifest['counts']['written']} samples, {seconds:.1f}s",
+                      highlight=False)  # not silent for minutes
         if not rep.ok:
             console.print(f"[red]{name}: verify found {len(rep.problems)} problems[/red]: {rep.problems[:3]}")
     return rows

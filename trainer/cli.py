@@ -29,6 +29,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
 
     p = argparse.ArgumentParser(prog="medmo-train", description=__doc__.split("\n\n")[0],
                                 epilog="Any other --FIELD VALUE overrides that TRL config field.")
+    from medmo_data import __version__  # same --version / -h as medmo-data
+
+    p.add_argument("--version", action="version", version=f"medmo-train {__version__}")
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint path or hub id (Qwen3-VL)")
     p.add_argument("--output-dir", type=Path, default=None, help="default: runs/stage<N>")
@@ -41,6 +44,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
                         "manifest (each shard is hashed once per process before it is read); default: skip "
                         "a corrupt shard or sample with a logged reason, and trust the bytes")
     args, rest = p.parse_known_args(argv)
+    if args.manifest.suffix in (".yaml", ".yml"):  # a stage spec, not the manifest `mix` makes from it
+        p.error(f"{args.manifest}: a stage spec; run `medmo-data mix --spec {args.manifest}` (or --stage N) "
+                "first and pass the stage manifest it writes (manifests/stageN.json)")
     overrides: dict[str, Any] = {}
     i = 0
     while i < len(rest):

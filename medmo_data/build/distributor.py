@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,8 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
     if not root.exists():
         raise SourceError(f"{root}: input folder does not exist")
     t0 = time.perf_counter()
+    if progress is not None:  # per record as the recipe yields them, not per finished chunk (#17)
+        recipe, progress = replace(recipe, records=_reporting(recipe.records, progress)), None
     out_dir = opts.output / recipe.info.name
     out_dir.mkdir(parents=True, exist_ok=True)
     info = recipe.info_for(opts.recipe_options)
@@ -205,8 +207,19 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
             path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
         finally:
             recipe_rejects.close()
+        from medmo_data.publish.card import write_card  # the one upward arrow: the folder's card (#17)
+
+        write_card(out_dir)
         _remove_stale(out_dir, stats)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
+
+
+def _reporting(records: Callable[..., Iterator[Any]], progress: Callable[[int], None]) -> Callable[..., Iterator[Any]]:
+    def counted(root: Path, options: dict[str, Any]) -> Iterator[Any]:
+        for n, item in enumerate(records(root, options), 1):
+            progress(n)
+            yield item
+    return counted
 
 
 def _remove_stale(out_dir: Path, stats: list[dict[str, Any]]) -> None:

@@ -126,6 +126,9 @@ def build_ray(recipe: Recipe, root: Path, opts: BuildOptions, address: str | Non
         if started:
             ray.shutdown()
     man, path, reused = result
+    from medmo_data.publish.card import write_card_at  # the one upward arrow: the folder's card (#17)
+
+    write_card_at(f"{url.rstrip('/')}/{recipe.info.name}" if url else Path(opts.output) / recipe.info.name)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 

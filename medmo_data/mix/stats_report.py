@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ def _fig_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
+
+
+def _subtitle(raw: dict[str, Any]) -> str:
+    """The spec's title without its own "Stage N:" prefix (the heading already says the stage)."""
+    return re.sub(rf"^\s*stage\s*{raw['stage']}\s*[:\-–]\s*", "", raw.get("title", ""), flags=re.I)
 
 
 def _bar(ax, counts: dict[str, int], title: str) -> None:
@@ -175,7 +181,7 @@ def report(manifest_path: Path, out: Path) -> list[Path]:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>stage {raw['stage']} mixture</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:100%}}</style></head><body>
-<h1>Stage {raw['stage']} ({html.escape(raw['kind'])}): {html.escape(raw.get('title', ''))}</h1>
+<h1>Stage {raw['stage']} ({html.escape(raw['kind'])}): {html.escape(_subtitle(raw))}</h1>
 <p>{df.height:,} samples kept from {len(raw['sources'])} sources; {f.get('rows_excluded', 0):,} excluded.
 Image bounds: {html.escape(json.dumps(raw.get('image')))}; box format {html.escape(raw.get('box_format', ''))};
 weights: {html.escape(raw.get('weight_meaning_text', raw.get('weight_meaning', '')))}.</p>

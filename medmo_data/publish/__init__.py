@@ -1,0 +1,1 @@
+"""Publishing built sources: dataset cards, `datasets` loading and rendering, exports, hub push."""
