@@ -18,7 +18,7 @@ from medmo_data.recipe import ImageSource
 
 from .dicom import read_dicom
 from .nifti import read_nifti_slice
-from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
 
 # Refuse images whose header declares more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 80_000_000
@@ -62,16 +62,23 @@ def _kind(src: ImageSource, head: bytes) -> str:
 
 
 def _finish_grey(values: np.ndarray, src: ImageSource, deriv: dict[str, Any]) -> np.ndarray:
-    """Windowing / rescaling for numeric (non-uint8 or explicitly windowed) grey pixels."""
-    values = values.astype(np.float64, copy=False)
-    if src.value_offset:
-        values = values + src.value_offset
-        deriv["value_offset"] = src.value_offset
+    """Windowing / rescaling for numeric (non-uint8 or explicitly windowed) grey pixels: through one table
+    per (offset, window) for 8/16-bit stored values (transform.lookup), else the float64 formula."""
+    offset = src.value_offset
+
+    def shifted(stored: np.ndarray) -> np.ndarray:
+        v = stored.astype(np.float64, copy=False)
+        return v + offset if offset else v
+
+    if offset:
+        deriv["value_offset"] = offset
     if src.window is not None:
         lo, hi = resolve_window(src.window)
         deriv["window"] = {"source": src.window if isinstance(src.window, str) else "given", "lo": lo, "hi": hi}
-        return apply_window(values, lo, hi)
-    out, how = rescale_to_uint8(values, src.normalize or "minmax")
+        return window_table(values, lo, hi, shifted, key=("offset", float(offset)))
+    method = src.normalize or "minmax"
+    done = rescale_table(values, shifted) if method == "minmax" else None
+    out, how = done if done is not None else rescale_to_uint8(shifted(values), method)
     deriv["rescale"] = how
     return out
 
