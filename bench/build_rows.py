@@ -51,14 +51,14 @@ TARGETS = {"ct_dicom_raw": 0.95, "ct_dicom_rle": 0.95, "ct_dicom_j2k": 0.95, "de
 
 
 def _build(recipe: str, raw: Path, out: Path, workers: int = 1, png_level: int = 4,
-           shard_samples: int = 1000) -> dict[str, Any]:
+           shard_samples: int = 1000, max_side: int | None = 1280) -> dict[str, Any]:
     from medmo_data.build.distributor import BuildOptions, build
     from medmo_data.build.normalize import NormalizeOptions
     from medmo_data.recipe import get_recipe
 
     shutil.rmtree(out, ignore_errors=True)
     opts = BuildOptions(output=out, workers=workers, shard_samples=shard_samples,
-                        normalize=NormalizeOptions(png_level=png_level))
+                        normalize=NormalizeOptions(png_level=png_level, max_side=max_side))
     res = build(get_recipe(recipe), raw, opts)
     return res.manifest
 

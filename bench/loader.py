@@ -30,9 +30,11 @@ from PIL import Image
 from . import gen
 from .build_rows import _build
 
-STAGES = {1: (65536, 589824), 2: (65536, 1638400), 3: None}
-SIDE = {1: 768, 2: 1280}  # images at the stage's largest size: the processor's worst case
-BATCH = {1: 10, 2: 2, 3: 14}  # per-device batch of the design table (manifests/stage*.yaml)
+STAGES = {1: (65536, 589824), 2: (65536, 1638400), 3: None, 4: (65536, 16777216)}
+# Images at the stage's largest size (the processor's worst case); stage 4 allows up to 4096^2, measured
+# at 2048^2 (a 4096^2 prompt is 16,384 visual tokens, beyond what GRPO generation is run with).
+SIDE = {1: 768, 2: 1280, 4: 2048}
+BATCH = {1: 10, 2: 2, 3: 14, 4: 2}  # per-device batch (manifests/stage*.yaml)
 
 
 @contextmanager
@@ -55,7 +57,8 @@ def _manifest(stage: int, folder: Path, name: str, pixels: tuple[int, int] | Non
     shards = [ShardRef(folder / s["path"], s["sha256"], s["samples"]) for s in man["shards"]]
     src = StageSource(name=name, weight=1.0, samples=sum(s.samples for s in shards), shards=shards)
     image = None if pixels is None else {"min_pixels": pixels[0], "max_pixels": pixels[1]}
-    return StageManifest(path=folder / "stage.json", stage=stage, kind="sft", seed=42, box_format="qwen3",
+    kind = "grpo" if stage == 4 else "sft"
+    return StageManifest(path=folder / "stage.json", stage=stage, kind=kind, seed=42, box_format="qwen3",
                          image=image, sources=[src], training={}, raw={})
 
 
@@ -104,6 +107,23 @@ def adapter(manifest: Any, processor: Any, batch: int) -> int:
     return n
 
 
+def adapter_grpo(manifest: Any, processor: Any, batch: int) -> int:
+    """GRPO rows (prompt + images) through the processor as TRL's GRPOTrainer prepares a generation batch."""
+    from medmo_train import data
+
+    resolution = data.stage_resolution(manifest, processor)
+    rows = data.generate_rows(data.make_slots(manifest, 1), "grpo", manifest.box_format, manifest.seed, resolution)
+    n, buf = 0, []
+    for row in rows:
+        buf.append(row)
+        if len(buf) == batch:
+            texts = [processor.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
+                     for r in buf]
+            processor(text=texts, images=[r["images"] for r in buf], padding=True, return_tensors="pt")
+            n, buf = n + len(buf), []
+    return n
+
+
 def rows_only(manifest: Any, processor: Any) -> int:
     """The adapter's own part: rows rendered and images decoded, no processor / collator."""
     from medmo_train import data
@@ -133,9 +153,10 @@ def measure(stage: int, folder: Path, name: str) -> dict[str, Any]:
     shards = [s.path for s in man.sources[0].shards]
     k, base_s, _ = _timed(lambda: plain_read(shards))
     processor = build_processor()
+    run_batches = adapter_grpo if man.kind == "grpo" else adapter
     with dataloader_worker_threads():
-        adapter(man, processor, BATCH[stage])  # warm-up: lazy imports, first-call caches
-        m, ad_s, ad_cpu = _timed(lambda: adapter(man, processor, BATCH[stage]))
+        run_batches(man, processor, BATCH[stage])  # warm-up: lazy imports, first-call caches
+        m, ad_s, ad_cpu = _timed(lambda: run_batches(man, processor, BATCH[stage]))
         r, rows_s, _ = _timed(lambda: rows_only(man, processor))
     return {"stage": stage, "samples": m, "batch": BATCH[stage], "max_pixels": pixels[1] if pixels else None,
             "image_side": SIDE.get(stage), "adapter_sps": m / ad_s, "adapter_cpu_s_per_sample": ad_cpu / m,
@@ -162,8 +183,10 @@ def run(work: Path, n_images: int = 60, n_text: int = 600) -> list[dict[str, Any
     _build("medqa", txt_raw, work / "loader" / "txt", shard_samples=max(1, n_text // 2))
     folders = {3: work / "loader" / "txt" / "medqa"}
     for stage, side in SIDE.items():
-        raw = gen.jpeg_folder(work / f"raw_loader_{stage}", n_images, size=side)
-        _build("folder", raw, work / "loader" / f"img{stage}", shard_samples=max(1, n_images // 2))
+        k = n_images if stage < 4 else max(4, n_images // 4)  # 2048^2: a quarter as many
+        raw = gen.jpeg_folder(work / f"raw_loader_{stage}", k, size=side)
+        _build("folder", raw, work / "loader" / f"img{stage}", shard_samples=max(1, k // 2),
+               max_side=max(side, 1280))
         folders[stage] = work / "loader" / f"img{stage}" / "folder"
     rows = [measure(stage, folders[stage], "medqa" if stage == 3 else "folder") for stage in STAGES]
     alone = standalone(1, folders[1], "folder")
