@@ -4,6 +4,8 @@ the floor does (read + full decode + tar): CPU milliseconds per sample of each p
 Pieces: `pixel_sha256` (exact duplicates; must stay SHA-256 of the pixels: its values are in every index),
 `dhash64` (near duplicates; PIL BOX reduction to 9x8), a draft (DCT-scaled) decode that a reduced-size
 dHash would need on top of the validating full decode, `_index_row` and the index Parquet per row.
+Also the window of a 512^2 int16 CT slice: the float64 formula on the slice (modality LUT copy + window
+copy, as before issue 19) against the per-series lookup table the decoders use now (same bytes, checked).
 """
 
 from __future__ import annotations
@@ -60,4 +62,21 @@ def run(n: int = 300) -> dict[str, Any]:
            "index_row_ms": _cpu_ms(lambda: _index_row("k", "s.tar", rec, fps), n),
            "index_parquet_ms_per_row": _cpu_ms(lambda: index_parquet_bytes(rows), 5) / n}
     out["fingerprints_vs_decode"] = (out["pixel_sha256_ms"] + out["dhash64_ms"]) / out["decode_ms"]
+    out.update(_window_costs(n))
     return out
+
+
+def _window_costs(n: int) -> dict[str, float]:
+    from medmo_data.pixels.transform import apply_window, window_table
+
+    stored = (gen.phantom_hu(512, 5).astype(np.int32) + 1024).astype(np.int16)
+    lo, hi = -160.0, 240.0
+
+    def modality(s: np.ndarray) -> np.ndarray:  # what pydicom's apply_modality_lut does for slope 1, -1024
+        return s.astype(np.float64) * 1.0 + -1024.0
+
+    formula = lambda: apply_window(modality(stored), lo, hi)  # noqa: E731
+    table = lambda: window_table(stored, lo, hi, modality, False, ("bench", 1.0, -1024.0))  # noqa: E731
+    if not np.array_equal(formula(), table()):
+        raise AssertionError("window table differs from the formula")
+    return {"window_formula_ms": _cpu_ms(formula, n), "window_table_ms": _cpu_ms(table, n)}
