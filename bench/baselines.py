@@ -4,7 +4,7 @@ settings (pydicom + pylibjpeg, Pillow, PNG zlib level, GNU tar). Each reads the 
 
 What the baselines leave out is exactly the build's overhead: recipe parsing beyond the file list,
 schema validation, fingerprints for the mix index (pixel sha256 + dHash), the index parquet, stats,
-fsync and the manifest.
+fsync and the manifest. They never import medmo_data: the window is the script's own float32 code.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from medmo_data.pixels.transform import apply_window  # the transform itself is unavoidable work: same code
 
 PNG_LEVEL = 4  # NormalizeOptions' default
 
@@ -36,6 +34,15 @@ class _Tar:
 
     def close(self) -> None:
         self.tar.close()
+
+
+def window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The window a minimal script writes: float32, clip, scale, round half up."""
+    v = np.clip(values.astype(np.float32), lo, hi)
+    v -= lo
+    v *= np.float32(255.0 / (hi - lo))
+    v += 0.5
+    return v.astype(np.uint8)  # truncation of non-negative values = floor
 
 
 def _png(arr: np.ndarray, level: int = PNG_LEVEL) -> bytes:
@@ -64,7 +71,7 @@ def ct_dicom(root: Path, out: Path) -> int:
         ds = pydicom.dcmread(root / line["images"][0])
         hu = apply_modality_lut(ds.pixel_array, ds)
         c, w = float(ds.WindowCenter), float(ds.WindowWidth)
-        px = apply_window(hu, c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2)
+        px = window(hu, c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2)
         tar.add(line["id"], {"json": _rec(line["id"], "grounding"), "0.png": _png(px)})
         n += 1
     tar.close()
@@ -79,7 +86,7 @@ def deeplesion(root: Path, out: Path) -> int:
             lo, hi = (float(v) for v in row["DICOM_windows"].split(","))
             with Image.open(root / "Images_png" / folder / sl) as im:
                 stored = np.asarray(im, dtype=np.uint16)
-            px = apply_window(stored.astype(np.float64) - 32768.0, lo, hi)
+            px = window(stored.astype(np.float32) - 32768.0, lo, hi)
             tar.add(row["File_name"][:-4], {"json": _rec(row["File_name"], "grounding"), "0.png": _png(px)})
             n += 1
     tar.close()
@@ -106,13 +113,28 @@ def jpeg_bytes_only(root: Path, out: Path) -> int:
     return jpeg_passthrough(root, out, validate=False)
 
 
+def folder_jpeg(root: Path, out: Path) -> int:
+    """A JPEG folder with captions: each file read, fully decoded once (validation), tarred as it is."""
+    tar, n = _Tar(out), 0
+    for line in _jsonl(root / "annotations.jsonl"):
+        data = (root / line["images"][0]).read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        tar.add(line["id"], {"json": _rec(line["id"], line["caption"]), "0.jpg": data})
+        n += 1
+    tar.close()
+    return n
+
+
 def multi_image(root: Path, out: Path) -> int:
     tar, n = _Tar(out), 0
     for line in _jsonl(root / "annotations.jsonl"):
         members = {"json": _rec(line["id"], line["caption"])}
-        for i, rel in enumerate(line["images"]):
-            with Image.open(root / rel) as im:
-                members[f"{i}.png"] = _png(np.asarray(im))
+        for i, rel in enumerate(line["images"]):  # 8-bit PNGs need no change: validated, stored as they are
+            data = (root / rel).read_bytes()
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+            members[f"{i}.png"] = data
         tar.add(line["id"], members)
         n += 1
     tar.close()
@@ -135,5 +157,6 @@ def text_only(root: Path, out: Path) -> int:
 
 BASELINES: dict[str, Callable[[Path, Path], int]] = {
     "ct_dicom": ct_dicom, "deeplesion": deeplesion, "jpeg": jpeg_passthrough, "jpeg_bytes": jpeg_bytes_only,
+    "folder_jpeg": folder_jpeg,
     "multi_image": multi_image, "text": text_only,
 }

@@ -136,15 +136,34 @@ def vqa_rad(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
     return root
 
 
+def _grey_blobs(n: int, size: int, fmt: str, **save: int) -> list[bytes]:
+    out = []
+    for s in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(grey8(size, s)).save(buf, fmt, **save)
+        out.append(buf.getvalue())
+    return out
+
+
+def jpeg_folder(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
+    """`folder` layout of user JPEGs (baseline q90, one file per sample) with captions: img/NNNNN.jpg."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "img").mkdir(exist_ok=True)
+    blobs = _grey_blobs(min(distinct, n), size, "JPEG", quality=90)
+    with open(root / "annotations.jsonl", "w") as f:
+        for i in range(n):
+            rel = f"img/{i:05d}.jpg"
+            (root / rel).write_bytes(blobs[i % len(blobs)])
+            f.write(json.dumps({"id": f"img-{i:05d}", "images": [rel], "split": "train", "task": "caption",
+                                "modality": "ct", "caption": f"An axial CT slice ({i})."}) + "\n")
+    return root
+
+
 def multi_image_reports(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
     """`folder` layout of two-view report studies (frontal + lateral 8-bit PNG, IU-Xray-like)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "img").mkdir(exist_ok=True)
-    blobs = []
-    for s in range(min(distinct, n)):
-        buf = io.BytesIO()
-        Image.fromarray(grey8(size, s)).save(buf, "PNG")
-        blobs.append(buf.getvalue())
+    blobs = _grey_blobs(min(distinct, n), size, "PNG")
     with open(root / "annotations.jsonl", "w") as f:
         for i in range(n):
             views = []

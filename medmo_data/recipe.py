@@ -56,6 +56,7 @@ class ImageSource:
     frame: int | None = None
     mode: str | None = None  # force "L" or "RGB"
     normalize: str | None = None  # minmax | percentile, for arrays and 16-bit microscopy
+    member_format: str | None = None  # "jpg" / "png": this image's member extension (default the source's)
 
     def describe(self) -> str:
         if self.path is not None:

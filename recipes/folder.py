@@ -2,7 +2,9 @@
 
 Layout: `<root>/annotations.jsonl` (or `annotations.csv`) and the images it names, by path relative to
 <root>. Any supported image: DICOM (`.dcm` or DICM magic), NIfTI (`.nii`, `.nii.gz`), PNG (8/16-bit),
-JPEG (passed through), TIFF. See docs/folder-format.md for the full field list. One JSONL line:
+JPEG, TIFF. Images that need no pixel change are stored as their own bytes: a JPEG as `N.jpg` (its samples
+form their own shard series, e.g. `train-jpg`: a series has one set of member names), an 8-bit grey/RGB
+PNG as `N.png` with only its image chunks (text/EXIF/ICC chunks dropped). See docs/folder-format.md for the full field list. One JSONL line:
 
     {"id": "case-001", "images": ["ct/case1.dcm"], "split": "train", "task": "grounding", "modality": "ct",
      "question": "Where is the nodule?", "window": "lung",
@@ -39,11 +41,14 @@ INFO = SourceInfo(
     name="folder", title="Your own folder of images + annotations", stages=(2,),
     tasks=("vqa", "caption", "report", "grounding", "detection", "classification"), modality="mixed",
     access="open", license="user-declared", image_format="png", status="ready",
+    version="2",  # 2: JPEG and plain 8-bit PNG files stored as their own bytes
     notes="generic recipe; not one of the 45 MedMO sources",
 )
 BOX_FORMATS = ("xyxy", "xywh", "xyxy_1based", "cxcywh_norm", "xyxy_norm")
 DEFAULT_PROMPTS = {"caption": "Describe this image.", "report": "Write the radiology report for this study."}
 TEXT_TASKS = ("text_qa", "instruction", "reasoning", "summarization")
+JPEG_SOI = b"\xff\xd8\xff"
+NOT_JPEG = (".dcm", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".bmp")
 
 
 def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
@@ -64,14 +69,29 @@ def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
     raise ValueError(f"box_format {fmt!r} is not one of {BOX_FORMATS}")
 
 
+def _is_jpeg(path: Path) -> bool:
+    """JPEG by content (SOI marker), read only for names that are not another known format."""
+    if path.name.lower().endswith(NOT_JPEG):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == JPEG_SOI
+    except OSError:
+        return False  # missing or unreadable: the decoder rejects it with the reason
+
+
 def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
     path = (root / rel).resolve()
     if root.resolve() not in path.parents:
         raise ValueError(f"image path {rel!r} leaves the input folder")
     window = line.get("window")
+    offset = float(line.get("value_offset", 0.0))
+    # A JPEG is stored as its own bytes in a `.jpg` member (re-encoded as JPEG only if resized); such
+    # samples form their own shard series (`train-jpg`), since a series has one set of member names.
+    jpeg = window is None and not offset and _is_jpeg(path)
     return ImageSource(path=str(path), window=tuple(window) if isinstance(window, list) else window,
                        slice_index=line.get("slice"), axis=line.get("axis", "axial"), frame=line.get("frame"),
-                       value_offset=float(line.get("value_offset", 0.0)))
+                       value_offset=offset, member_format="jpg" if jpeg else None)
 
 
 def sample(root: Path, rid: str, line: dict[str, Any], options: dict[str, str]) -> RawSample | Reject:

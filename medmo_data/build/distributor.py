@@ -140,6 +140,9 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
         if boxes_source and not item.objects:
             group += "-noboxes"
+        formats = [s.member_format or info.image_format for s in item.images]
+        if any(f != info.image_format for f in formats):  # e.g. JPEG passed through in a PNG source
+            group += "-" + "_".join(formats)
         open_chunks.setdefault(group, []).append(item)
         open_bytes[group] += _array_bytes(item)
         if len(open_chunks[group]) >= opts.shard_samples or open_bytes[group] >= opts.max_chunk_array_bytes:

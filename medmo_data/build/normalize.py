@@ -67,8 +67,8 @@ def process_image(dec: Decoded, index: int, fmt: str,
     w, h = dec.width, dec.height
     nw, nh = fit_longest_side(w, h, opts.max_side)
     deriv = dict(dec.derivation)
-    if dec.jpeg_bytes is not None and fmt == "jpg" and (nw, nh) == (w, h):
-        data = dec.jpeg_bytes
+    if dec.original is not None and fmt == dec.original_format and (nw, nh) == (w, h):
+        data = dec.original
         deriv["pass_through"] = True
         img = dec.image()
     else:
@@ -98,7 +98,6 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
     _check_text(raw.messages, "messages")
     _check_text(raw.target, "target")
     _check_text(raw.meta, "meta")
-    fmt = info.image_format
     members: dict[str, bytes] = {}
     metas: list[dict[str, Any]] = []
     scales: list[tuple[float, float, int, int]] = []
@@ -108,7 +107,7 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
             dec = decode(src, drop_burned_in=opts.drop_burned_in)
         except DecodeError as exc:
             raise SampleRejected(exc.reason, f"image {i} ({src.describe()}): {exc.detail}") from exc
-        data, meta, sx, sy, fp = process_image(dec, i, fmt, opts)
+        data, meta, sx, sy, fp = process_image(dec, i, src.member_format or info.image_format, opts)
         members[meta["member"]] = data
         fps.append(fp)
         metas.append(meta)

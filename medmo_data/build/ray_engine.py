@@ -23,6 +23,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ from .shard import write_shard
 MAX_RETRIES = 3
 
 
+@dataclass
+class RayBuildResult(BuildResult):
+    shards_by_node: dict[str, int] = field(default_factory=dict)  # Ray node id -> shards it wrote this run
+
+
 def _die_after(n: int) -> None:
     """Test hook: make this worker process exit hard after normalizing n samples (a crash mid-shard)."""
     from . import shard
@@ -61,8 +67,10 @@ def _die_after(n: int) -> None:
 
 
 def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOptions,
-          fault: tuple[str, int] | None) -> dict[str, Any]:
-    """One partition -> one shard (runs on a Ray worker)."""
+          fault: tuple[str, int] | None) -> tuple[dict[str, Any], str]:
+    """One partition -> one shard (runs on a Ray worker); returns its stats and the node that wrote it."""
+    import ray
+
     if fault is not None:
         marker = Path(fault[0]) / f"{chunk.task.name}.killed"
         if not marker.exists():  # first attempt of this shard dies; Ray's retry finds the marker
@@ -72,9 +80,8 @@ def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOpt
     def write(folder: Path) -> dict[str, Any]:
         return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes)
 
-    if remote:
-        return staged(write, RemoteDir(out))
-    return write(Path(out))
+    stats = staged(write, RemoteDir(out)) if remote else write(Path(out))
+    return stats, ray.get_runtime_context().get_node_id()
 
 
 def _connect(address: str | None, workers: int) -> bool:
@@ -125,36 +132,45 @@ def build_ray(recipe: Recipe, root: Path, opts: BuildOptions, address: str | Non
     finally:
         if started:
             ray.shutdown()
-    man, path, reused = result
+    man, path, reused, nodes = result
     from medmo_data.publish.card import write_card_at  # the one upward arrow: the folder's card (#17)
 
     write_card_at(f"{url.rstrip('/')}/{recipe.info.name}" if url else Path(opts.output) / recipe.info.name)
-    return BuildResult(man, path, time.perf_counter() - t0, reused)
+    return RayBuildResult(man, path, time.perf_counter() - t0, reused, dict(sorted(nodes.items())))
 
 
 def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOptions, out: str,
            remote: RemoteDir | None, progress: Callable[[int], None] | None, max_retries: int,
-           window: int | None, fault: tuple[str, int] | None) -> tuple[dict[str, Any], Path, int]:
+           window: int | None, fault: tuple[str, int] | None) -> tuple[dict[str, Any], Path, int, Counter[str]]:
     task = ray.remote(_task).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
     window = window or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    # Source info and options go to the object store once, not pickled again into every task.
+    info_ref, opts_ref = ray.put(info), ray.put(opts)
     recipe_rejects: list[dict[str, str]] = []
     counters: Counter[str] = Counter()
     stats: list[dict[str, Any]] = []
     reused = 0
     pending: list[Any] = []
+    nodes: Counter[str] = Counter()
+
+    def collect(refs: list[Any]) -> None:
+        for st, node in ray.get(refs):
+            stats.append(st)
+            nodes[node] += 1
+
     for chunk in plan_chunks(recipe, root, opts, recipe_rejects, counters):
         done = remote.finished(chunk.task) if remote else finished(Path(out), chunk.task)
         if done is not None:
             stats.append(done)
             reused += 1
             continue
-        pending.append(task.remote(chunk, info, out, remote is not None, opts, fault))
+        pending.append(task.remote(chunk, info_ref, out, remote is not None, opts_ref, fault))
         while len(pending) >= window:
             ready, pending = ray.wait(pending, num_returns=1)
-            stats.extend(ray.get(ready))
+            collect(ready)
             if progress:
                 progress(counters["read"])
-    stats.extend(ray.get(pending))
+    collect(pending)
     if progress:
         progress(counters["read"])
     man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats, recipe_rejects,
@@ -162,7 +178,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
     if remote is None:
         path = manifest_mod.write(Path(out), man, stats, recipe_rejects)
         _remove_stale(Path(out), stats)
-        return man, path, reused
+        return man, path, reused, nodes
     import shutil
     import tempfile
 
@@ -178,4 +194,4 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
         keep.update(t["path"] for t in s["tars"])
         keep.update((s["index"]["path"], f"{s['name']}.stats.json"))
     remote.remove_stale(keep)
-    return man, Path(out), reused
+    return man, Path(out), reused, nodes

@@ -16,7 +16,7 @@ _PUNCT = re.compile(r"[^\w\s]")
 def pixel_sha256(pixels: np.ndarray) -> str:
     """Exact hash of decoded pixels (shape included), independent of the file encoding."""
     h = hashlib.sha256(str(pixels.shape).encode())
-    h.update(np.ascontiguousarray(pixels).tobytes())
+    h.update(np.ascontiguousarray(pixels).data)  # the buffer itself: the bytes tobytes() copies
     return h.hexdigest()
 
 

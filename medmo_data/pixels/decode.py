@@ -1,12 +1,15 @@
 """ImageSource -> pixels. Dispatches to the DICOM, NIfTI and raster (PNG/JPEG/TIFF/array) decoders.
 
-Returns a `Decoded`: 8-bit pixels (or the untouched JPEG bytes when they can pass through), the source
-size, and a derivation dict recorded in the sample's `images[i]`.
+Returns a `Decoded`: 8-bit pixels (plus the original file when it can pass through: a JPEG as it is, an
+8-bit grey/RGB PNG with only its image chunks), the source size, and a derivation dict recorded in the
+sample's `images[i]`.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +21,42 @@ from medmo_data.recipe import ImageSource
 
 from .dicom import read_dicom
 from .nifti import read_nifti_slice
-from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
 
 # Refuse images whose header declares more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 80_000_000
 
 _DICOM_MAGIC = b"DICM"
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IMAGE_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a grey/RGB PNG needs; text, EXIF, ICC, time dropped
+
+
+def png_image_chunks(data: bytes) -> tuple[bytes, int] | None:
+    """An 8-bit grey or RGB, non-interlaced PNG reduced to IHDR + IDAT + IEND (the pixels, none of the
+    metadata a text or EXIF chunk may carry) and how many chunks were dropped; None for any other PNG.
+    Chunk bytes, CRCs included, are copied unchanged, so the pixels decode exactly as from the file."""
+    if not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    depth, colour, _, _, interlace = data[24:29]
+    if depth != 8 or colour not in (0, 2) or interlace != 0:
+        return None
+    keep, dropped, pos = [_PNG_SIGNATURE], 0, 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind, end = data[pos + 4:pos + 8], pos + 12 + length
+        if end > len(data):
+            return None
+        if kind in _PNG_IMAGE_CHUNKS:
+            if kind == b"IHDR" and zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+                return None
+            keep.append(data[pos:end])
+        else:
+            dropped += 1
+        pos = end
+        if kind == b"IEND":
+            return (data if not dropped and pos == len(data) else b"".join(keep)), dropped
+    return None
 
 
 @dataclass
@@ -33,7 +65,8 @@ class Decoded:
     width: int
     height: int
     derivation: dict[str, Any] = field(default_factory=dict)
-    jpeg_bytes: bytes | None = None  # original JPEG, usable as-is if no resize is needed
+    original: bytes | None = None  # the file's own encoding of these pixels, stored as-is if no resize is needed
+    original_format: str | None = None  # its member extension: "jpg" or "png"
 
     def image(self) -> Image.Image:
         return Image.fromarray(self.pixels, "L" if self.pixels.ndim == 2 else "RGB")
@@ -62,16 +95,23 @@ def _kind(src: ImageSource, head: bytes) -> str:
 
 
 def _finish_grey(values: np.ndarray, src: ImageSource, deriv: dict[str, Any]) -> np.ndarray:
-    """Windowing / rescaling for numeric (non-uint8 or explicitly windowed) grey pixels."""
-    values = values.astype(np.float64, copy=False)
-    if src.value_offset:
-        values = values + src.value_offset
-        deriv["value_offset"] = src.value_offset
+    """Windowing / rescaling for numeric (non-uint8 or explicitly windowed) grey pixels: through one table
+    per (offset, window) for 8/16-bit stored values (transform.lookup), else the float64 formula."""
+    offset = src.value_offset
+
+    def shifted(stored: np.ndarray) -> np.ndarray:
+        v = stored.astype(np.float64, copy=False)
+        return v + offset if offset else v
+
+    if offset:
+        deriv["value_offset"] = offset
     if src.window is not None:
         lo, hi = resolve_window(src.window)
         deriv["window"] = {"source": src.window if isinstance(src.window, str) else "given", "lo": lo, "hi": hi}
-        return apply_window(values, lo, hi)
-    out, how = rescale_to_uint8(values, src.normalize or "minmax")
+        return window_table(values, lo, hi, shifted, key=("offset", float(offset)))
+    method = src.normalize or "minmax"
+    done = rescale_table(values, shifted) if method == "minmax" else None
+    out, how = done if done is not None else rescale_to_uint8(shifted(values), method)
     deriv["rescale"] = how
     return out
 
@@ -114,7 +154,13 @@ def _raster(data: bytes, src: ImageSource) -> Decoded:
         elif fmt == "JPEG" and img.mode in ("L", "RGB") and src.mode in (None, img.mode) \
                 and src.window is None and not src.normalize:
             img.load()  # decodes fully: a truncated JPEG fails here, not in a training run
-            return Decoded(np.asarray(img), w, h, deriv, jpeg_bytes=data)
+            return Decoded(np.asarray(img), w, h, deriv, original=data, original_format="jpg")
+        elif fmt == "PNG" and img.mode in ("L", "RGB") and src.mode in (None, img.mode) and src.window is None \
+                and not src.normalize and not src.value_offset and (png := png_image_chunks(data)) is not None:
+            img.load()  # full decode: a truncated or corrupt stream is rejected here
+            if png[1]:
+                deriv["png_chunks_dropped"] = png[1]
+            return Decoded(np.asarray(img), w, h, deriv, original=png[0], original_format="png")
         else:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):

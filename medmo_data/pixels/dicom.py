@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
 
 
 def _read(src: str | Path | bytes):
@@ -38,6 +38,18 @@ def _first(v: Any) -> float:
         return float(v[0]) if hasattr(v, "__len__") and not isinstance(v, (str, bytes)) else float(v)
     except (TypeError, ValueError, IndexError) as exc:
         raise DecodeError("bad_window", f"unreadable window value {v!r}") from exc
+
+
+def _modality_key(ds) -> tuple | None:
+    """Names the modality mapping for table reuse: slope and intercept, or None (a LUT, or unreadable)."""
+    if "ModalityLUTSequence" in ds:
+        return None
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        try:
+            return ("rescale", float(ds.RescaleSlope), float(ds.RescaleIntercept))
+        except (TypeError, ValueError):
+            return None
+    return ("identity",)
 
 
 def burned_in(ds) -> bool:
@@ -107,16 +119,23 @@ def _read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | Non
         rgb, how = rescale_to_uint8(rgb, "minmax")
         deriv.update(color="RGB", rescale=how)
         return rgb, deriv
-    values = apply_modality_lut(arr, ds)
+    # Stored value -> output byte through one table per (modality rescale, window, inversion): no float
+    # copy of the slice; each table entry is the float64 formula on that stored value (transform.lookup).
+    invert = photometric == "MONOCHROME1"
+    mod_key = _modality_key(ds)
     deriv["modality_lut"] = bool("RescaleSlope" in ds or "ModalityLUTSequence" in ds)
+
+    def modality(s: np.ndarray) -> np.ndarray:
+        return apply_modality_lut(s, ds)
+
     if window is not None:
         lo, hi = resolve_window(window)
-        out = apply_window(values, lo, hi)
+        out = window_table(arr, lo, hi, modality, invert, mod_key)
         deriv["window"] = {"source": window if isinstance(window, str) else "given", "lo": lo, "hi": hi}
     elif "VOILUTSequence" in ds:
-        voi = apply_voi_lut(values, ds, index=0, prefer_lut=True)
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2]) or 16
-        out = apply_window(voi, 0.0, float(2**bits - 1))
+        out = window_table(arr, 0.0, float(2**bits - 1),
+                           lambda s: apply_voi_lut(modality(s), ds, index=0, prefer_lut=True), invert)
         deriv["window"] = {"source": "dicom_voi_lut"}
     elif "WindowCenter" in ds and "WindowWidth" in ds:
         c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
@@ -124,13 +143,17 @@ def _read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | Non
             raise DecodeError("bad_window", f"window width {w} < 1")
         # DICOM PS3.3 C.11.2.1.2 LINEAR: the ramp runs from c - 0.5 - (w-1)/2 to c - 0.5 + (w-1)/2.
         lo, hi = c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2
-        out = apply_window(values, lo, hi) if hi > lo else apply_window(values, lo, lo + 1)
+        out = window_table(arr, lo, hi if hi > lo else lo + 1, modality, invert, mod_key)
         deriv["window"] = {"source": "dicom_voi", "lo": lo, "hi": hi}
     else:
-        out, how = rescale_to_uint8(values, "minmax")
+        done = rescale_table(arr, modality, invert)
+        if done is None:  # no table fits (32-bit or float pixels): the formula on the whole slice
+            out, how = rescale_to_uint8(modality(arr), "minmax")
+            out = 255 - out if invert else out
+        else:
+            out, how = done
         deriv["window"] = {"source": "minmax", "lo": how["lo"], "hi": how["hi"]}
-    if photometric == "MONOCHROME1":
-        out = 255 - out
+    if invert:
         deriv["inverted"] = True
     if out.ndim != 2:
         raise DecodeError("bad_shape", f"grey image decoded to shape {out.shape}")

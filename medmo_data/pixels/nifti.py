@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
+from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
@@ -93,8 +93,6 @@ def read_nifti_slice(path: str | Path, index: int | None = None, axis: str = "ax
         if not 0 <= index < n:
             raise DecodeError("bad_slice", f"slice {index} outside 0..{n - 1} on the {axis} axis")
         values = canonical_plane(img, ax, index, volume, unscaled=rescale is not None)
-        if rescale is not None:
-            values = values * rescale[0] + rescale[1]
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated data raises from deep inside nibabel
@@ -105,11 +103,16 @@ def read_nifti_slice(path: str | Path, index: int | None = None, axis: str = "ax
                              "n_slices": int(n), "display": "radiological"}
     if rescale is not None:
         deriv["rescale"] = {"slope": float(rescale[0]), "intercept": float(rescale[1])}
+
+    def rescaled(stored: np.ndarray) -> np.ndarray:  # element-wise: 16-bit slices go through one table
+        return stored * rescale[0] + rescale[1] if rescale is not None else stored
+
     if window is not None:
         lo, hi = resolve_window(window)
-        out = apply_window(values, lo, hi)
+        out = window_table(values, lo, hi, rescaled, key=("nifti", None if rescale is None else tuple(rescale)))
         deriv["window"] = {"source": window if isinstance(window, str) else "given", "lo": lo, "hi": hi}
     else:
-        out, how = rescale_to_uint8(values, "minmax")
+        done = rescale_table(values, rescaled)
+        out, how = done if done is not None else rescale_to_uint8(rescaled(values), "minmax")
         deriv["window"] = {"source": "minmax", "lo": how["lo"], "hi": how["hi"]}
     return _display(out, axis), deriv

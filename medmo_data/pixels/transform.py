@@ -1,10 +1,15 @@
 """Pixel maths shared by every decoder: windows, rescaling to 8 bit, resizing.
 
 All windowing follows one rule: out = floor(255 * (clip(v, lo, hi) - lo) / (hi - lo) + 0.5) (round half
-up), in float64, so tests can check values by hand.
+up), in float64, so tests can check values by hand. Integer inputs of 1 or 2 bytes (DICOM, 16-bit PNG and
+TIFF) go through `lookup`: the same float64 rule evaluated once per possible stored value, then one table
+read per pixel, so the output is the formula's by construction (tests compare every stored value).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 import numpy as np
 from PIL import Image
@@ -53,6 +58,81 @@ def apply_window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     v += 0.5
     np.floor(v, out=v)
     return v.astype(np.uint8)
+
+
+# Tables built per (stored dtype, value mapping, window, inversion): a series of slices shares one.
+_TABLES: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+_TABLES_KEPT = 32  # 32 x 64 KiB
+
+
+def _domain(dtype: np.dtype) -> np.ndarray | None:
+    """Every value of a 1- or 2-byte integer dtype, at the index of its bit pattern (None: no table fits)."""
+    if dtype.kind not in "iu" or dtype.itemsize > 2:
+        return None
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    return np.arange(1 << (8 * dtype.itemsize), dtype=unsigned).view(dtype.newbyteorder("="))
+
+
+def lookup(stored: np.ndarray, to_bytes: Callable[[np.ndarray], np.ndarray],
+           key: Hashable | None = None) -> np.ndarray:
+    """`to_bytes(stored)` for an element-wise mapping to uint8, through a table over every stored value
+    when the dtype has at most 2^16 of them (else the mapping itself). `key` names the mapping so its
+    table is reused by the next image with the same settings; None builds a fresh one."""
+    stored = stored.astype(stored.dtype.newbyteorder("="), copy=False)
+    domain = _domain(stored.dtype)
+    if domain is None:
+        return to_bytes(stored)
+    full_key = (stored.dtype.str, key)
+    table = _TABLES.get(full_key) if key is not None else None
+    if table is None:
+        table = np.ascontiguousarray(to_bytes(domain), dtype=np.uint8)
+        if key is not None:
+            _TABLES[full_key] = table
+            while len(_TABLES) > _TABLES_KEPT:
+                _TABLES.popitem(last=False)
+    return table[stored.view(f"u{stored.dtype.itemsize}")]
+
+
+def used_range(stored: np.ndarray, values_of: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float] | None:
+    """(min, max) of the finite `values_of(stored)` over the pixels, computed on the table of used stored
+    values (same floats as on the image); None when no table fits or no value is finite."""
+    domain = _domain(stored.dtype)
+    if domain is None:
+        return None
+    counts = np.bincount(stored.view(f"u{stored.dtype.itemsize}").ravel(), minlength=domain.size)
+    values = np.asarray(values_of(domain[counts > 0]), dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    return float(finite.min()), float(finite.max())
+
+
+def window_table(stored: np.ndarray, lo: float, hi: float, values_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                 invert: bool = False, key: Hashable | None = None) -> np.ndarray:
+    """`apply_window(values_of(stored), lo, hi)` (then 255 - out if `invert`) through `lookup`."""
+    def to_bytes(s: np.ndarray) -> np.ndarray:
+        out = apply_window(s if values_of is None else values_of(s), lo, hi)
+        return 255 - out if invert else out
+
+    return lookup(stored, to_bytes, None if key is None else (key, lo, hi, invert))
+
+
+def rescale_table(stored: np.ndarray, values_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                  invert: bool = False) -> tuple[np.ndarray, dict] | None:
+    """`rescale_to_uint8(values_of(stored), "minmax")` through a table; None when no table fits."""
+    fn = (lambda s: s) if values_of is None else values_of
+    rng = used_range(stored, fn)
+    if rng is None:
+        return None
+    lo, hi = rng
+    if hi <= lo:
+        hi = lo + 1.0
+
+    def to_bytes(s: np.ndarray) -> np.ndarray:
+        out = apply_window(np.nan_to_num(np.asarray(fn(s), dtype=np.float64), nan=lo), lo, hi)
+        return 255 - out if invert else out
+
+    return lookup(stored, to_bytes), {"method": "minmax", "lo": lo, "hi": hi}
 
 
 def rescale_to_uint8(values: np.ndarray, method: str = "minmax",

@@ -1,0 +1,82 @@
+"""What the `mix` fingerprints and the index row cost per JPEG pass-through sample, beside the codec work
+the floor does (read + full decode + tar): CPU milliseconds per sample of each piece, on 512^2 JPEGs.
+
+Pieces: `pixel_sha256` (exact duplicates; must stay SHA-256 of the pixels: its values are in every index),
+`dhash64` (near duplicates; PIL BOX reduction to 9x8), a draft (DCT-scaled) decode that a reduced-size
+dHash would need on top of the validating full decode, `_index_row` and the index Parquet per row.
+Also the window of a 512^2 int16 CT slice: the float64 formula on the slice (modality LUT copy + window
+copy, as before issue 19) against the per-series lookup table the decoders use now (same bytes, checked).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import gen
+
+
+def _cpu_ms(fn: Callable[[], Any], n: int) -> float:
+    fn()
+    t = time.process_time()
+    for _ in range(n):
+        fn()
+    return 1000 * (time.process_time() - t) / n
+
+
+def run(n: int = 300) -> dict[str, Any]:
+    from medmo_data.build.shard import _index_row
+    from medmo_data.mix.fingerprint import dhash64, pixel_sha256
+    from medmo_data.shards.writer import index_parquet_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(gen.grey8(512, 3)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+
+    def full() -> Image.Image:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        return im
+
+    def draft() -> Image.Image:
+        im = Image.open(io.BytesIO(data))
+        im.draft("L", (64, 64))
+        im.load()
+        return im
+
+    img = full()
+    px = np.asarray(img)
+    rec = {"id": "x", "split": "train", "task": "vqa", "modality": "ct", "license": "CC0", "access": "open",
+           "images": [{"width": 512, "height": 512}], "objects": [], "meta": {"line": "1"},
+           "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there a nodule?"}]},
+                        {"role": "assistant", "content": [{"type": "text", "text": "Yes"}]}]}
+    fps = [{"sha256": pixel_sha256(px), "dhash": dhash64(img)}]
+    rows = [_index_row(f"k{i}", "s.tar", rec, fps) for i in range(n)]
+    out = {"samples": n, "decode_ms": _cpu_ms(full, n), "draft_decode_ms": _cpu_ms(draft, n),
+           "pixel_sha256_ms": _cpu_ms(lambda: pixel_sha256(px), n), "dhash64_ms": _cpu_ms(lambda: dhash64(img), n),
+           "index_row_ms": _cpu_ms(lambda: _index_row("k", "s.tar", rec, fps), n),
+           "index_parquet_ms_per_row": _cpu_ms(lambda: index_parquet_bytes(rows), 5) / n}
+    out["fingerprints_vs_decode"] = (out["pixel_sha256_ms"] + out["dhash64_ms"]) / out["decode_ms"]
+    out.update(_window_costs(n))
+    return out
+
+
+def _window_costs(n: int) -> dict[str, float]:
+    from medmo_data.pixels.transform import apply_window, window_table
+
+    stored = (gen.phantom_hu(512, 5).astype(np.int32) + 1024).astype(np.int16)
+    lo, hi = -160.0, 240.0
+
+    def modality(s: np.ndarray) -> np.ndarray:  # what pydicom's apply_modality_lut does for slope 1, -1024
+        return s.astype(np.float64) * 1.0 + -1024.0
+
+    formula = lambda: apply_window(modality(stored), lo, hi)  # noqa: E731
+    table = lambda: window_table(stored, lo, hi, modality, False, ("bench", 1.0, -1024.0))  # noqa: E731
+    if not np.array_equal(formula(), table()):
+        raise AssertionError("window table differs from the formula")
+    return {"window_formula_ms": _cpu_ms(formula, n), "window_table_ms": _cpu_ms(table, n)}
