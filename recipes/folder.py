@@ -48,6 +48,8 @@ TEXT_TASKS = ("text_qa", "instruction", "reasoning", "summarization")
 
 def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
     """(bbox, normalized?) in XYXY; normalized boxes are scaled once the image size is known."""
+    if not isinstance(raw, list):  # the string "1234" iterates to four digits: never a box
+        raise ValueError(f"bbox must be a list of 4 numbers, got a {type(raw).__name__}")
     vals = [float(v) for v in raw]
     if len(vals) != 4:
         raise ValueError(f"bbox needs 4 numbers, got {raw!r}")
@@ -69,9 +71,11 @@ def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
     if root.resolve() not in path.parents:
         raise ValueError(f"image path {rel!r} leaves the input folder")
     window = line.get("window")
+    # Passed as given: the decoder checks window, value_offset, axis, slice and frame and rejects the line
+    # with a specific reason (bad_window, bad_value_offset, ...).
     return ImageSource(path=str(path), window=tuple(window) if isinstance(window, list) else window,
                        slice_index=line.get("slice"), axis=line.get("axis", "axial"), frame=line.get("frame"),
-                       value_offset=float(line.get("value_offset", 0.0)))
+                       value_offset=line.get("value_offset", 0.0))
 
 
 def sample(root: Path, rid: str, line: dict[str, Any], options: dict[str, str]) -> RawSample | Reject:

@@ -25,8 +25,10 @@ from medmo_data.schema import SPLITS
 from medmo_data.shards.writer import ShardTask, finished
 
 from . import manifest as manifest_mod
+from . import outcome
 from .options import BuildOptions
-from .rejects import RejectLog
+from .outcome import RECIPE_ERROR
+from .rejects import RejectLog, Scrubber, redaction_key
 from .shard import write_shard
 
 
@@ -102,14 +104,14 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         next_index[group] += 1
         return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples)
 
-    for item in recipe.records(root, dict(opts.recipe_options)):
+    for item in _guarded(recipe.records(root, dict(opts.recipe_options)), info.name):
         if isinstance(item, RawSample) and opts.split and item.split != opts.split:
             continue
         if opts.limit is not None and counters["read"] >= opts.limit:
             break
         counters["read"] += 1
         if isinstance(item, Reject):
-            recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": item.detail[:500]})
+            recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": str(item.detail)[:500]})
             continue
         if item.split not in SPLITS:
             recipe_rejects.append({"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"})
@@ -131,10 +133,10 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         # `datasets` types columns from the first samples (an all-empty `objects` list types as null and
         # the first box after it fails to load). Other image counts and box-less samples of a box source
         # (negatives, VQA beside grounding) therefore get their own series.
-        escaping = [s.path for s in item.images if s.path is not None and not _inside(s.path, allowed)]
+        escaping = [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
         if escaping:
-            recipe_rejects.append({"id": item.id, "reason": "bad_path",
-                                   "detail": f"image path {escaping[0]!r} leaves the input folder"})
+            recipe_rejects.append({"id": item.id, "reason": "bad_path", "file": escaping[0],
+                                   "detail": "image path leaves the input folder"})
             continue
         n = len(item.images)
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
@@ -146,6 +148,25 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
             yield close(group)
     for group in sorted(open_chunks):
         yield close(group)
+
+
+def _guarded(records: Iterator[RawSample | Reject], name: str) -> Iterator[RawSample | Reject]:
+    """The recipe's records; if its reader raises (a bug, or a record it did not expect), the error becomes
+    one `recipe_error` reject and reading stops there (a generator cannot go on after raising). The build
+    then writes its manifest and fails (outcome.check): what was read is kept for inspection."""
+    while True:
+        try:
+            item = next(records)
+        except StopIteration:
+            return
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - RecursionError, KeyError, ...: never a traceback
+            yield Reject(f"{name}:reader", RECIPE_ERROR,
+                         f"the recipe's reader raised {type(exc).__name__}: {str(exc)[:300]}; records after "
+                         "this point were not read")
+            return
+        yield item
 
 
 def _inside(path: str, roots: list[str]) -> bool:
@@ -202,11 +223,22 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
                 stats, reused = _run_parallel(chunks, info, out_dir, opts, counters, progress)
             man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
                                                     recipe_rejects, counters["read"])
-            path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+            path = manifest_mod.write(out_dir, man, stats, recipe_rejects, scrubber(root, opts))
         finally:
             recipe_rejects.close()
         _remove_stale(out_dir, stats)
+    outcome.check(man, recipe, opts)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
+
+
+def scrubber(root: Path, opts: BuildOptions, remote: bool = False) -> Scrubber:
+    """How reject rows name files: relative to the input, or keyed hashes with `redact_paths`."""
+    if not opts.redact_paths:
+        return Scrubber(root)
+    try:
+        return Scrubber(root, redaction_key(None if remote else Path(opts.output)))
+    except ValueError as exc:
+        raise SourceError(str(exc)) from exc
 
 
 def _remove_stale(out_dir: Path, stats: list[dict[str, Any]]) -> None:

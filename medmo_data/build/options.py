@@ -23,6 +23,10 @@ class BuildOptions:
     max_chunk_array_bytes: int = 256 * 1024 * 1024  # in-memory pixel arrays per chunk (npz sources)
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     recipe_options: dict[str, Any] = field(default_factory=dict)
+    # Outcome and privacy: none of these changes a shard, so none is in `digest`.
+    redact_paths: bool = False  # rejects.jsonl names files by keyed hash (rejects.redaction_key)
+    allow_empty: bool = False  # a build that writes nothing succeeds
+    max_reject_rate: float = 0.5  # one reject reason over this share of the records read fails the build
 
     def digest(self, recipe: Recipe) -> str:
         """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""

@@ -39,7 +39,9 @@ from .distributor import (
     _remove_stale,
     input_fingerprint,
     plan_chunks,
+    scrubber,
 )
+from .outcome import check as check_outcome
 from .shard import write_shard
 
 MAX_RETRIES = 3
@@ -126,6 +128,7 @@ def build_ray(recipe: Recipe, root: Path, opts: BuildOptions, address: str | Non
         if started:
             ray.shutdown()
     man, path, reused = result
+    check_outcome(man, recipe, opts)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 
@@ -157,7 +160,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
     man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats, recipe_rejects,
                                             counters["read"])
     if remote is None:
-        path = manifest_mod.write(Path(out), man, stats, recipe_rejects)
+        path = manifest_mod.write(Path(out), man, stats, recipe_rejects, scrubber(root, opts))
         _remove_stale(Path(out), stats)
         return man, path, reused
     import shutil
@@ -165,7 +168,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
 
     staging = Path(tempfile.mkdtemp(prefix="medmo-manifest-"))
     try:
-        manifest_mod.write(staging, man, stats, recipe_rejects)
+        manifest_mod.write(staging, man, stats, recipe_rejects, scrubber(root, opts, remote=True))
         remote.commit(staging / manifest_mod.REJECTS)
         remote.commit(staging / manifest_mod.MANIFEST)  # last: a manifest names only committed shards
     finally:

@@ -27,6 +27,7 @@ from medmo_data.shards.writer import (
 )
 
 from .normalize import NormalizeOptions, SampleRejected, dump_json, normalize
+from .rejects import utf8_safe
 
 
 def _user_text(rec: dict[str, Any], role: str) -> str:
@@ -67,6 +68,24 @@ def _scalar_meta(meta: dict[str, Any]) -> str:
     return json.dumps(keep, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def reject_row(raw: RawSample, exc: Exception) -> dict[str, str]:
+    """The rejects.jsonl row of a record whose normalization raised `exc`. A SampleRejected carries its own
+    reason; anything else (a decoder bug, a pathological record) is still one reject, never a dead build."""
+    if isinstance(exc, SampleRejected):
+        row = {"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]}
+        if exc.file:
+            row["file"] = exc.file
+        return utf8_safe(row)
+    if isinstance(exc, RecursionError):
+        reason, detail = "too_deep", "a value is nested too deeply to process"
+    elif isinstance(exc, MemoryError):
+        reason, detail = "too_large", "the record does not fit in memory"
+    else:
+        reason, detail = "unexpected_error", f"{type(exc).__name__}: {exc}"
+    return utf8_safe({"id": raw.id if isinstance(raw.id, str) else repr(raw.id), "reason": reason,
+                      "detail": detail[:500]})
+
+
 def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_dir: Path,
                 opts: NormalizeOptions, max_shard_bytes: int) -> dict[str, Any]:
     """Normalize a chunk and write its tar part(s), index and stats. Returns the stats."""
@@ -86,8 +105,8 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
             assert key is not None
             try:
                 rec, members, fps = normalize(raw, info, opts)
-            except SampleRejected as exc:
-                rejects.append({"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]})
+            except Exception as exc:  # noqa: BLE001 - one record can only be written or rejected
+                rejects.append(reject_row(raw, exc))
                 continue
             if tar.count and tar.size() + sum(len(v) for v in members.values()) > max_shard_bytes:
                 tars.append(tar.finish())
