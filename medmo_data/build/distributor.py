@@ -76,6 +76,7 @@ def _array_bytes(raw: RawSample) -> int:
 class Chunk:
     task: ShardTask
     samples: list[RawSample]
+    root: str = ""  # the input folder: reject rows name files relative to it
 
 
 def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: RejectLog | list[dict[str, str]],
@@ -102,7 +103,8 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
             h.update(f"{s.key}\0{s.id}\0".encode("utf-8", "surrogatepass"))
         name = f"{group}-{next_index[group]:06d}"
         next_index[group] += 1
-        return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples)
+        return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples,
+                     os.path.abspath(root))
 
     for item in _guarded(recipe.records(root, dict(opts.recipe_options)), info.name):
         if isinstance(item, RawSample) and opts.split and item.split != opts.split:
@@ -175,7 +177,7 @@ def _inside(path: str, roots: list[str]) -> bool:
 
 
 def _run_task(chunk: Chunk, info: SourceInfo, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
-    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes)
+    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes, chunk.root)
 
 
 def input_fingerprint(root: Path) -> str:

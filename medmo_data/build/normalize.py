@@ -132,8 +132,8 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
         sx, sy, w, h = scales[idx]
         bbox = ob.get("bbox")
         if not _is_box(bbox):  # "1234" or {"x": ...} is no box, even if it iterates to four values
-            raise SampleRejected("bad_box", f"objects[{j}].bbox must be a list of four finite numbers, "
-                                 f"got a {type(bbox).__name__}")
+            got = repr(list(bbox))[:80] if isinstance(bbox, (list, tuple)) else f"a {type(bbox).__name__}"
+            raise SampleRejected("bad_box", f"objects[{j}].bbox must be a list of four finite numbers, got {got}")
         if ob.get("normalized"):
             # Fractions of the source image (YOLO and other relative frames): size is known only now.
             bbox = boxes.scale(bbox, w, h)

@@ -72,7 +72,8 @@ def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOpt
             _die_after(fault[1])
 
     def write(folder: Path) -> dict[str, Any]:
-        return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes)
+        return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes,
+                           chunk.root)
 
     if remote:
         return staged(write, RemoteDir(out))

@@ -26,10 +26,13 @@ _WORD = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z0-9]*)+\b")
 
 
 def tags_only(exc: BaseException) -> str:
-    """`Type` plus the DICOM tags its message names, without the message (which may quote a value)."""
+    """`Type: message` when the message quotes nothing; else `Type` plus the DICOM tags the message names,
+    without the message (pydicom quotes header values: `Invalid value for VR CS: 'DOE^JOHN'`)."""
     from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
     msg = str(exc)
+    if not any(q in msg for q in "'\"`") and len(msg) <= 300:
+        return f"{type(exc).__name__}: {msg}"
     names = [keyword_for_tag(int(g + e, 16)) or f"({g},{e})" for g, e in _TAG.findall(msg)]
     names += [w for w in _WORD.findall(msg) if tag_for_keyword(w) is not None]
     names = list(dict.fromkeys(names))
@@ -183,7 +186,11 @@ def _read_dicom(src: str | Path | bytes, window: str | tuple[float, float] | Non
         out = apply_window(voi, 0.0, float(2**bits - 1))
         deriv["window"] = {"source": "dicom_voi_lut"}
     elif "WindowCenter" in ds and "WindowWidth" in ds:
-        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        try:  # pydicom converts DS text on access: a value that is no number raises here
+            center, width = ds.WindowCenter, ds.WindowWidth
+        except (TypeError, ValueError) as exc:
+            raise DecodeError("bad_window", "WindowCenter / WindowWidth value is not a number") from exc
+        c, w = _first(center), _first(width)
         if w < 1:
             raise DecodeError("bad_window", f"window width {w} < 1")
         # DICOM PS3.3 C.11.2.1.2 LINEAR: the ramp runs from c - 0.5 - (w-1)/2 to c - 0.5 + (w-1)/2.
