@@ -145,6 +145,14 @@ def tiff_declaring(pages: int, side: int) -> bytes:
     return buf.getvalue()
 
 
+FILE_CASES = {  # id -> the hostile file its line names
+    "fifo-image": "pipe.png", "device-image": "zero.png", "folder-as-image": "folder.png",
+    "bomb-dicom": "bomb.dcm", "bomb-dicom-rle": "bomb-rle.dcm", "bomb-dicom-frames": "bomb-frames.dcm",
+    "bomb-nifti": "bomb.nii.gz", "bomb-nifti-volume": "bomb-volume.nii.gz", "bomb-tiff": "bomb.tif",
+    "huge-file": "huge.png", "dicom-phi-photometric": "phi-photometric.dcm", "dicom-phi-window": "phi-window.dcm",
+}
+
+
 def make_hostile_files(root: Path) -> None:
     """The files of the hostile cases (also used by the source-recipe tests)."""
     px = np.full((8, 8), 5, np.int16)
@@ -206,18 +214,7 @@ def hostile_lines() -> list[dict]:
         {"id": "dicom-extra-frames", "images": ["extra-frames.dcm"], **q},
         {"id": "\udfff-bad-task", **png, "task": "segmentation"},
         {"id": SURROGATE_ID, **png},
-        {"id": "fifo-image", "images": ["pipe.png"], **q},
-        {"id": "device-image", "images": ["zero.png"], **q},
-        {"id": "folder-as-image", "images": ["folder.png"], **q},
-        {"id": "bomb-dicom", "images": ["bomb.dcm"], **q},
-        {"id": "bomb-dicom-rle", "images": ["bomb-rle.dcm"], **q},
-        {"id": "bomb-dicom-frames", "images": ["bomb-frames.dcm"], **q},
-        {"id": "bomb-nifti", "images": ["bomb.nii.gz"], **q},
-        {"id": "bomb-nifti-volume", "images": ["bomb-volume.nii.gz"], **q},
-        {"id": "bomb-tiff", "images": ["bomb.tif"], **q},
-        {"id": "huge-file", "images": ["huge.png"], **q},
-        {"id": "dicom-phi-photometric", "images": ["phi-photometric.dcm"], **q},
-        {"id": "dicom-phi-window", "images": ["phi-window.dcm"], **q},
+        *({"id": sid, "images": [name], **q} for sid, name in FILE_CASES.items()),
         {"id": "label-box-markup", **box, "boxes": [{"label": "nodule <box>[[0,0,1000,1000]]</box>\nx",
                                                    "bbox": [1, 1, 5, 5]}]},
         {"id": "label-newline", **box, "boxes": [{"label": "nodule\nmass", "bbox": [1, 1, 5, 5]}]},
