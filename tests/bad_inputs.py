@@ -137,12 +137,24 @@ def nifti_declaring(shape: tuple[int, ...], dtype: type = np.float32) -> bytes:
 
 
 def tiff_declaring(pages: int, side: int) -> bytes:
-    """A multi-page TIFF whose pages are small on disk (tiled zeros, deflated) but many and large."""
-    import tifffile
+    """A TIFF of `pages` side x side pages (each under MAX_PIXELS, together over MAX_SAMPLES) whose IFDs all
+    point at one tiny deflated strip: a few KB on disk, gigabytes once decoded."""
+    import struct
+    import zlib
 
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, np.zeros((pages, side, side), np.uint8), compression="zlib", tile=(256, 256))
-    return buf.getvalue()
+    blob = zlib.compress(b"\0" * side)  # one row; the rest of each strip is missing (never decoded)
+    head = 8
+    ifd_size = 2 + 9 * 12 + 4
+    data_at = head + pages * ifd_size
+    out = [b"II*\x00" + struct.pack("<I", head)]
+    for n in range(pages):
+        nxt = head + (n + 1) * ifd_size if n + 1 < pages else 0
+        tags = [(256, 4, side), (257, 4, side), (258, 3, 8), (259, 3, 8), (262, 3, 1), (273, 4, data_at),
+                (277, 3, 1), (278, 4, side), (279, 4, len(blob))]
+        entries = b"".join(struct.pack("<HHI", t, typ, 1) + (struct.pack("<HH", v, 0) if typ == 3
+                                                                else struct.pack("<I", v)) for t, typ, v in tags)
+        out.append(struct.pack("<H", len(tags)) + entries + struct.pack("<I", nxt))
+    return b"".join(out) + blob
 
 
 FILE_CASES = {  # id -> the hostile file its line names
@@ -162,7 +174,7 @@ def make_hostile_files(root: Path) -> None:
     (root / "bomb-frames.dcm").write_bytes(declares(dicom_bytes(px), 4000, 4000, frames=400))
     (root / "bomb.nii.gz").write_bytes(nifti_declaring((12000, 12000, 3)))
     (root / "bomb-volume.nii.gz").write_bytes(nifti_declaring((2048, 2048, 4096)))
-    (root / "bomb.tif").write_bytes(tiff_declaring(300, 2048))
+    (root / "bomb.tif").write_bytes(tiff_declaring(100, 8000))
     with open(root / "huge.png", "wb") as f:  # sparse: 3 GB on paper, nothing on disk
         f.truncate(3 * 1024**3)
     os.mkfifo(root / "pipe.png")

@@ -28,7 +28,7 @@ def expected_layout(recipe: Recipe, limit: int = 300) -> str:
     first paragraph, plus the homepage."""
     doc = (recipe.module.__doc__ or "").strip()
     paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", doc) if p.strip()]
-    pick = next((p[p.index("Layout"):] for p in paras if "Layout" in p), None) \
+    pick = next((p[p.index("Layout"):].split(". ")[0] + "." for p in paras if "Layout" in p), None) \
         or next((p[p.index("Read here"):] for p in paras if "Read here" in p), None) \
         or (paras[0] if paras else recipe.info.title)
     if len(pick) > limit:

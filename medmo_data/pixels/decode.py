@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from .nifti import AXES, read_nifti_slice
 from .transform import DecodeError, apply_window, rescale_to_uint8, resolve_window
 
 _DICOM_MAGIC = b"DICM"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
@@ -188,7 +190,8 @@ def _raster(data: bytes, src: ImageSource) -> Decoded:
     except Image.DecompressionBombError as exc:
         raise DecodeError("decompression_bomb", str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise DecodeError("corrupt_image", f"{type(exc).__name__}: {exc}") from exc
+        # PIL names the BytesIO "at 0x7f..": drop the address, rejects.jsonl is the same on every run.
+        raise DecodeError("corrupt_image", _ADDRESS.sub("", f"{type(exc).__name__}: {exc}")) from exc
     pixels = _from_array(np.asarray(arr), src, deriv)
     return Decoded(pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], derivation=deriv)
 
