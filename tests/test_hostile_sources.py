@@ -179,3 +179,35 @@ def test_fifo_metadata_file_exits_2_without_hanging(tmp_path):
     r = subprocess.run([sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "folder", "--input",
                         str(folder), "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not a regular file" in r.stderr
+
+
+def test_cli_drop_burned_in_any_yes_and_redact_paths(tmp_path):
+    import io
+
+    import numpy as np
+
+    from tests.fixtures._dicom import ct_dataset
+
+    raw = tmp_path / SECRET
+    raw.mkdir()
+    for name, flag in (("clean", None), ("multi", ["NO", "YES"]), ("yes", "YES")):
+        ds = ct_dataset(np.zeros((16, 16), np.int16))
+        if flag is not None:
+            ds.BurnedInAnnotation = flag
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        (raw / f"{name}.dcm").write_bytes(buf.getvalue())
+    (raw / "annotations.jsonl").write_text("".join(json.dumps(
+        {"id": n, "images": [f"{n}.dcm"], "task": "caption", "caption": "CT"}) + "\n" for n in ("clean", "multi", "yes")))
+    env = {k: v for k, v in os.environ.items() if k != "MEDMO_REDACT_KEY"}
+    r = subprocess.run([sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "folder", "--input", str(raw),
+                        "--output", str(tmp_path / "out"), "--drop-burned-in", "--redact-paths", "--max-reject-rate",
+                        "1"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "out" / "folder"
+    rows = _rejects(folder)
+    assert {x["id"]: x["reason"] for x in rows} == {"multi": "burned_in_annotation", "yes": "burned_in_annotation"}
+    assert all(x["file"].startswith("path-") and len(x["file"]) == 21 for x in rows)
+    everything = _all_output_text(folder)  # rejects.jsonl and the stats files alike
+    assert "multi.dcm" not in everything and "yes.dcm" not in everything and SECRET not in everything
+    assert (tmp_path / "out" / ".redact-key").exists()

@@ -22,6 +22,7 @@ from typing import Any
 from medmo_data.keys import is_safe_key, make_key
 from medmo_data.recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
 from medmo_data.schema import SPLITS
+from medmo_data.shards.storage import as_url
 from medmo_data.shards.writer import ShardTask, finished
 
 from . import manifest as manifest_mod
@@ -77,6 +78,7 @@ class Chunk:
     task: ShardTask
     samples: list[RawSample]
     root: str = ""  # the input folder: reject rows name files relative to it
+    redact_key: bytes | None = None  # --redact-paths: ... or by keyed hash
 
 
 def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: RejectLog | list[dict[str, str]],
@@ -90,6 +92,7 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
     allowed = [os.path.abspath(root)] + [os.path.abspath(v) for v in opts.recipe_options.values()
                                          if isinstance(v, str) and v and os.path.exists(v)]
     options_digest = opts.digest(recipe)
+    key = redact_key(opts)
     seen: set[int] = set()
     open_chunks: dict[str, list[RawSample]] = {}
     open_bytes: Counter[str] = Counter()
@@ -104,7 +107,7 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         name = f"{group}-{next_index[group]:06d}"
         next_index[group] += 1
         return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples,
-                     os.path.abspath(root))
+                     os.path.abspath(root), key)
 
     for item in _guarded(recipe.records(root, dict(opts.recipe_options)), info.name):
         if isinstance(item, RawSample) and opts.split and item.split != opts.split:
@@ -177,7 +180,8 @@ def _inside(path: str, roots: list[str]) -> bool:
 
 
 def _run_task(chunk: Chunk, info: SourceInfo, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
-    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes, chunk.root)
+    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes, chunk.root,
+                       chunk.redact_key)
 
 
 def input_fingerprint(root: Path) -> str:
@@ -233,14 +237,19 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 
-def scrubber(root: Path, opts: BuildOptions, remote: bool = False) -> Scrubber:
-    """How reject rows name files: relative to the input, or keyed hashes with `redact_paths`."""
+def redact_key(opts: BuildOptions) -> bytes | None:
+    """The `--redact-paths` HMAC key (None without the option); URL outputs need $MEDMO_REDACT_KEY."""
     if not opts.redact_paths:
-        return Scrubber(root)
+        return None
     try:
-        return Scrubber(root, redaction_key(None if remote else Path(opts.output)))
+        return redaction_key(None if as_url(opts.output) else Path(opts.output))
     except ValueError as exc:
         raise SourceError(str(exc)) from exc
+
+
+def scrubber(root: Path, opts: BuildOptions) -> Scrubber:
+    """How reject rows name files: relative to the input, or keyed hashes with `redact_paths`."""
+    return Scrubber(root, redact_key(opts))
 
 
 def _remove_stale(out_dir: Path, stats: list[dict[str, Any]]) -> None:

@@ -73,7 +73,7 @@ def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOpt
 
     def write(folder: Path) -> dict[str, Any]:
         return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes,
-                           chunk.root)
+                           chunk.root, chunk.redact_key)
 
     if remote:
         return staged(write, RemoteDir(out))
@@ -169,7 +169,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
 
     staging = Path(tempfile.mkdtemp(prefix="medmo-manifest-"))
     try:
-        manifest_mod.write(staging, man, stats, recipe_rejects, scrubber(root, opts, remote=True))
+        manifest_mod.write(staging, man, stats, recipe_rejects, scrubber(root, opts))
         remote.commit(staging / manifest_mod.REJECTS)
         remote.commit(staging / manifest_mod.MANIFEST)  # last: a manifest names only committed shards
     finally:

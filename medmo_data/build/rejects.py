@@ -53,6 +53,7 @@ def utf8_safe(row: dict[str, Any]) -> dict[str, Any]:
 REDACT_KEY_ENV = "MEDMO_REDACT_KEY"
 REDACT_KEY_FILE = ".redact-key"
 _QUOTES = "'\"\n,()"
+_HASHED = re.compile(r"path-[0-9a-f]{16}")
 
 
 def redaction_key(output: Path | None) -> bytes:
@@ -88,6 +89,8 @@ class Scrubber:
                                   hashlib.sha256).hexdigest()[:16]
 
     def path(self, p: str) -> str:
+        if self.key is not None and _HASHED.fullmatch(p):
+            return p  # already hashed (a stats file written under the same option)
         rel = os.path.relpath(p, self.roots[-1]) if os.path.isabs(p) else p
         for r in self.roots:
             if os.path.isabs(p) and (p == r or p.startswith(r.rstrip(os.sep) + os.sep)):

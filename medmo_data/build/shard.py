@@ -90,10 +90,12 @@ def reject_row(raw: RawSample, exc: Exception, scrub: Scrubber | None = None) ->
 
 
 def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_dir: Path,
-                opts: NormalizeOptions, max_shard_bytes: int, input_root: str = "") -> dict[str, Any]:
+                opts: NormalizeOptions, max_shard_bytes: int, input_root: str = "",
+                redact_key: bytes | None = None) -> dict[str, Any]:
     """Normalize a chunk and write its tar part(s), index and stats. Returns the stats.
 
-    Reject rows name files relative to `input_root` (the stats file holds no absolute input path)."""
+    Reject rows name files relative to `input_root`, or by keyed hash with `redact_key` (the stats file
+    holds no absolute input path, and no file name at all under --redact-paths)."""
     t0 = time.perf_counter()
     if slow := float(os.environ.get("MEDMO_FAULT_SLOW_SHARD_S", "0") or 0):
         time.sleep(slow)  # fault injection for the kill/resume tests; never set in real builds
@@ -104,7 +106,7 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
     tasks: Counter[str] = Counter()
     modalities: Counter[str] = Counter()
     n_objects = 0
-    scrub = Scrubber(Path(input_root)) if input_root else None
+    scrub = Scrubber(Path(input_root), redact_key) if input_root else None
     try:
         for raw in chunk:
             key = raw.key  # set by the driver
