@@ -103,3 +103,14 @@ def test_jsonl_reject_rows_are_valid_json(tmp_path):
     rows, _ = _split(list(iter_jsonl(p)))
     assert rows[0][1]["id"] == "\ud800"
     assert json.dumps(rows[0][1])  # ASCII-escaped, as RejectLog writes it
+
+
+def test_jsonl_line_over_the_cap_is_skipped_not_read_whole(tmp_path, monkeypatch):
+    from medmo_data.formats import tables
+
+    monkeypatch.setattr(tables, "MAX_LINE_BYTES", 64)
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"id": 1}\n{"id": "' + "x" * 5000 + '"}\n{"id": 3}\n')
+    rows, rejects = _split(list(iter_jsonl(p)))
+    assert [r[1]["id"] for r in rows] == [1, 3]
+    assert rejects[0].id == "a.jsonl:2" and "longer than 64 bytes" in rejects[0].detail

@@ -18,6 +18,7 @@ from medmo_data.recipe import ImageSource, Reject, SourceError
 from medmo_data.schema import image, turn
 
 MAX_METADATA_BYTES = 2 << 30  # a whole-file JSON read (load_json) is refused above this
+MAX_LINE_BYTES = 256 << 20  # one JSON Lines record; a longer line is a reject, never read whole
 
 
 def check_regular(path: Path) -> int:
@@ -52,13 +53,28 @@ def load_json(path: Path) -> Any:
         raise SourceError(f"{path}: JSON nested too deeply to read") from exc
 
 
+def _capped_lines(f: Any) -> Iterator[bytes | None]:
+    """Lines of a binary file, each read up to MAX_LINE_BYTES; a longer line is skipped (None), chunk by
+    chunk, so no single line is ever held whole."""
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
     """(line id, object) per line; malformed, non-UTF-8, too deeply nested or non-object lines become
     Rejects. A UTF-8 byte order mark before the first line is skipped (as CSV reading does)."""
     check_regular(path)
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        for n, raw in enumerate(_capped_lines(f), 1):
             lid = f"{path.name}:{n}"
+            if raw is None:
+                yield Reject(lid, "malformed_json", f"{path}:{n}: line longer than {MAX_LINE_BYTES} bytes, skipped")
+                continue
             if n == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
