@@ -72,6 +72,25 @@ def test_recipe_reader_crash_is_a_reject_manifest_kept_and_build_fails(tmp_path)
     assert row["reason"] == "recipe_error" and "KeyError" in row["detail"]
 
 
+def test_records_a_recipe_should_not_yield_are_rejects(tmp_path):
+    raw = _folder(tmp_path / "raw", ["a"], {"a"})
+    folder = get_recipe("folder")
+    msgs = [turn("user", image(), "q"), turn("assistant", "a")]
+
+    def records(root, options):
+        yield RawSample(id="ok", split="train", task="vqa", images=[ImageSource(path=str(root / "a.png"))],
+                        messages=msgs)
+        yield RawSample(id="str-image", split="train", task="vqa", images=["a.png"], messages=msgs)
+        yield {"id": "a dict, not a RawSample"}
+        yield RawSample(id="list-array", split="train", task="vqa", images=[ImageSource(array=[[1, 2]])],
+                        messages=msgs)
+
+    m = build(Recipe(folder.info, records, folder.module), raw,
+              BuildOptions(output=tmp_path / "out", max_reject_rate=1.0)).manifest
+    assert m["counts"] == {"read": 4, "written": 1, "rejected": 3}
+    assert m["rejects_by_reason"] == {"bad_record": 3}
+
+
 def test_empty_build_fails_with_one_line_naming_reasons_and_layout(tmp_path):
     raw = _folder(tmp_path / "raw", ["a", "b"], set())
     with pytest.raises(BuildFailed) as e:

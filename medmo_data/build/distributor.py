@@ -118,41 +118,49 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         if isinstance(item, Reject):
             recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": str(item.detail)[:500]})
             continue
-        if item.split not in SPLITS:
-            recipe_rejects.append({"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"})
+        try:  # whatever a recipe yields, a record is admitted or rejected, never a crash
+            problem = _admit(item, seen, allowed)
+            size = _array_bytes(item)
+        except Exception as exc:  # noqa: BLE001 - e.g. images that are not ImageSources
+            problem = {"id": str(getattr(item, "id", repr(item)[:80])), "reason": "bad_record",
+                       "detail": f"{type(exc).__name__}: {exc}"[:500]}
+        if problem:
+            recipe_rejects.append(problem)
             continue
-        try:
-            item.key = item.key or make_key(item.id)
-        except ValueError as exc:
-            recipe_rejects.append({"id": repr(item.id), "reason": "bad_id", "detail": str(exc)})
-            continue
-        if not is_safe_key(item.key):
-            recipe_rejects.append({"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"})
-            continue
-        kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
-        if kh in seen:
-            recipe_rejects.append({"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"})
-            continue
-        seen.add(kh)
         # Shard series: every sample of a series has the same members and the same JSON shape, because HF
         # `datasets` types columns from the first samples (an all-empty `objects` list types as null and
         # the first box after it fails to load). Other image counts and box-less samples of a box source
         # (negatives, VQA beside grounding) therefore get their own series.
-        escaping = [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
-        if escaping:
-            recipe_rejects.append({"id": item.id, "reason": "bad_path", "file": escaping[0],
-                                   "detail": "image path leaves the input folder"})
-            continue
         n = len(item.images)
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
         if boxes_source and not item.objects:
             group += "-noboxes"
         open_chunks.setdefault(group, []).append(item)
-        open_bytes[group] += _array_bytes(item)
+        open_bytes[group] += size
         if len(open_chunks[group]) >= opts.shard_samples or open_bytes[group] >= opts.max_chunk_array_bytes:
             yield close(group)
     for group in sorted(open_chunks):
         yield close(group)
+
+
+def _admit(item: RawSample, seen: set[int], allowed: list[str]) -> dict[str, str] | None:
+    """The reject row of a record the driver refuses (split, id, key, duplicate, path), else None."""
+    if item.split not in SPLITS:
+        return {"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"}
+    try:
+        item.key = item.key or make_key(item.id)
+    except ValueError as exc:
+        return {"id": repr(item.id), "reason": "bad_id", "detail": str(exc)}
+    if not is_safe_key(item.key):
+        return {"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"}
+    kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
+    if kh in seen:
+        return {"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"}
+    seen.add(kh)
+    escaping = [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
+    if escaping:
+        return {"id": item.id, "reason": "bad_path", "file": escaping[0], "detail": "image path leaves the input folder"}
+    return None
 
 
 def _guarded(records: Iterator[RawSample | Reject], name: str) -> Iterator[RawSample | Reject]:
