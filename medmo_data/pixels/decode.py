@@ -41,9 +41,9 @@ class Decoded:
         return Image.fromarray(self.pixels, "L" if self.pixels.ndim == 2 else "RGB")
 
 
-def check_file(path: str) -> int:
+def check_file(path: str, cap: int | None = MAX_FILE_BYTES) -> int:
     """Size of a regular file, checked without opening it: a FIFO or device would block or never end,
-    and a file over MAX_FILE_BYTES is refused rather than read whole."""
+    and a file over `cap` is refused rather than read whole (None: the reader never reads it whole)."""
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
@@ -52,8 +52,8 @@ def check_file(path: str) -> int:
         raise DecodeError("unreadable_image", f"cannot stat the file: {exc.strerror or type(exc).__name__}") from exc
     if not stat.S_ISREG(st.st_mode):
         raise DecodeError("not_a_regular_file", "a FIFO, socket, device or folder, not an image file")
-    if st.st_size > MAX_FILE_BYTES:
-        raise DecodeError("file_too_large", f"{st.st_size} bytes exceeds the {MAX_FILE_BYTES}-byte cap")
+    if cap is not None and st.st_size > cap:
+        raise DecodeError("file_too_large", f"{st.st_size} bytes exceeds the {cap}-byte cap")
     return st.st_size
 
 
@@ -221,7 +221,7 @@ def decode(src: ImageSource, drop_burned_in: bool = False) -> Decoded:
     if src.kind == "nifti" or (src.kind == "auto" and (src.path or "").lower().endswith(_NIFTI_SUFFIXES)):
         if src.path is None:
             raise DecodeError("bad_source", "NIfTI sources must be files")
-        check_file(src.path)
+        check_file(src.path, cap=None)  # read one slice at a time; the declared volume is capped instead
         px, deriv = read_nifti_slice(src.path, src.slice_index, src.axis, src.window, rescale=src.rescale)
         return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
     data = _read_bytes(src)
