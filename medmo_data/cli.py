@@ -161,6 +161,12 @@ def build(
     max_side: Annotated[int, typer.Option(help="Cap on the stored images' longest side (0: none).")] = 1280,
     png_level: Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")] = 4,
     drop_burned_in: Annotated[bool, typer.Option(help="Reject DICOMs whose header flags burned-in text.")] = False,
+    redact_paths: Annotated[bool, typer.Option(
+        "--redact-paths", help="rejects.jsonl names files by keyed hash (key: $MEDMO_REDACT_KEY or "
+        "OUTPUT/.redact-key).")] = False,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Succeed even if no sample is written.")] = False,
+    max_reject_rate: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Fail when one reject reason covers more than this share of the records read.")] = 0.5,
     option: Annotated[list[str], typer.Option("--option", "-o", help="Recipe option KEY=VALUE.")] = [],  # noqa: B006
     engine: Annotated[str, typer.Option(help="local, or ray for a cluster.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
@@ -169,6 +175,7 @@ def build(
     from medmo_data.build.distributor import BuildOptions
     from medmo_data.build.distributor import build as run_build
     from medmo_data.build.normalize import NormalizeOptions
+    from medmo_data.build.outcome import BuildFailed
 
     from .schema import SPLITS
 
@@ -184,7 +191,8 @@ def build(
     opts = BuildOptions(
         output=output, workers=workers, limit=limit, split=split, shard_samples=shard_samples,
         normalize=NormalizeOptions(max_side=max_side or None, png_level=png_level, drop_burned_in=drop_burned_in),
-        recipe_options=_parse_options(option),
+        recipe_options=_parse_options(option), redact_paths=redact_paths, allow_empty=allow_empty,
+        max_reject_rate=max_reject_rate,
     )
     try:
         bar, step = progress_bar(f"building {recipe}", _expected_records(output / recipe, root, limit, split))
@@ -197,6 +205,8 @@ def build(
                 result = run_build(rec, root, opts, progress=step)
             else:
                 fail(f"--engine {engine!r}: must be local or ray")
+    except BuildFailed as exc:  # manifest.json and rejects.jsonl are written: one line, exit 1
+        fail(str(exc), 1)
     except SourceError as exc:
         fail(str(exc))
     except OSError as exc:  # disk full, permission denied: the run failed; nothing partial is visible

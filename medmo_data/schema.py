@@ -8,6 +8,7 @@ A record is plain JSON (what sits in a shard's `json` member). `validate_record`
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,10 @@ ACCESS = ("open", "registered", "credentialed")
 ROLES = ("system", "user", "assistant")
 PART_TYPES = ("image", "text", "objects")
 IMAGE_EXTS = ("png", "jpg")
+# Text an objects label may not contain: rendered as `label <box>[[...]]</box>` lines (or JSON `bbox_2d`
+# items), a label holding any of these could forge or hide a box in the answer a model is trained on.
+# Newlines and every other control / line-separator character are refused as well (see label_markup).
+BOX_MARKUP = ("<box>", "</box>", "<ref>", "</ref>", "[[", "]]", "bbox_2d", "<|")
 
 
 class SchemaError(ValueError):
@@ -81,6 +86,17 @@ def objects() -> dict[str, str]:
 def turn(role: str, *parts: dict[str, str] | str) -> dict[str, Any]:
     """A chat turn; bare strings become text parts."""
     return {"role": role, "content": [text(p) if isinstance(p, str) else p for p in parts]}
+
+
+def label_markup(label: str) -> str | None:
+    """The first BOX_MARKUP token or control / line-separator character in `label`, or None."""
+    for token in BOX_MARKUP:
+        if token in label:
+            return token
+    for ch in label:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in "\u200d":
+            return ch
+    return None
 
 
 def _need(cond: bool, path: str, problem: str) -> None:
@@ -167,6 +183,8 @@ def validate_record(rec: Any) -> None:
         _need(isinstance(idx, int) and 0 <= idx < len(images), f"{p}.image",
               f"must index one of the {len(images)} images, got {idx!r}")
         _need(_is_str(ob.get("label")) and ob["label"].strip() != "", f"{p}.label", "must be a non-empty string")
+        bad = label_markup(ob["label"])
+        _need(bad is None, f"{p}.label", f"must not contain box markup or control characters, found {bad!r}")
         validate_bbox(ob.get("bbox"), images[idx]["width"], images[idx]["height"], f"{p}.bbox")
     validate_messages(rec.get("messages"), len(images), bool(objs))
     has_obj_part = any(

@@ -53,6 +53,8 @@ NOT_JPEG = (".dcm", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".bmp")
 
 def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
     """(bbox, normalized?) in XYXY; normalized boxes are scaled once the image size is known."""
+    if not isinstance(raw, list):  # the string "1234" iterates to four digits: never a box
+        raise ValueError(f"bbox must be a list of 4 numbers, got a {type(raw).__name__}")
     vals = [float(v) for v in raw]
     if len(vals) != 4:
         raise ValueError(f"bbox needs 4 numbers, got {raw!r}")
@@ -74,6 +76,8 @@ def _is_jpeg(path: Path) -> bool:
     if path.name.lower().endswith(NOT_JPEG):
         return False
     try:
+        if not path.is_file():  # a FIFO or device would block open(): the decoder rejects it by stat
+            return False
         with open(path, "rb") as f:
             return f.read(3) == JPEG_SOI
     except OSError:
@@ -85,9 +89,11 @@ def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
     if root.resolve() not in path.parents:
         raise ValueError(f"image path {rel!r} leaves the input folder")
     window = line.get("window")
-    offset = float(line.get("value_offset", 0.0))
+    offset = line.get("value_offset", 0.0)
     # A JPEG is stored as its own bytes in a `.jpg` member (re-encoded as JPEG only if resized); such
     # samples form their own shard series (`train-jpg`), since a series has one set of member names.
+    # window, value_offset, axis, slice and frame are passed as given: the decoder checks them and rejects
+    # the line with a specific reason (bad_window, bad_value_offset, ...).
     jpeg = window is None and not offset and _is_jpeg(path)
     return ImageSource(path=str(path), window=tuple(window) if isinstance(window, list) else window,
                        slice_index=line.get("slice"), axis=line.get("axis", "axial"), frame=line.get("frame"),

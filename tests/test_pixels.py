@@ -151,3 +151,117 @@ def test_canonical_plane_matches_as_closest_canonical_for_every_orientation():
                 for k in range(canon.shape[ax]):
                     want = np.take(canon, k, axis=ax)
                     assert np.array_equal(canonical_plane(img, ax, k), want), (perm, flips, ax, k)
+
+
+@pytest.mark.parametrize("window,ok", [
+    ("lung", (-1350.0, 150.0)), ((-160, 240), (-160.0, 240.0)), ([0, 1.5], (0.0, 1.5)),
+    ("lungz", None), ((1, 2, 3), None), ({"lo": 0, "hi": 1}, None), ((100, -100), None), ((5, 5), None),
+    ((float("nan"), 1), None), ((0, float("inf")), None), (("0", "100"), None), ((True, 5), None), (7, None),
+])
+def test_windows_are_checked(window, ok):
+    from medmo_data.pixels.transform import resolve_window
+
+    if ok is not None:
+        assert resolve_window(window) == ok
+        return
+    with pytest.raises(DecodeError) as e:
+        resolve_window(window)
+    assert e.value.reason == "bad_window"
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("value_offset", [1.0], "bad_value_offset"), ("value_offset", float("nan"), "bad_value_offset"),
+    ("axis", "oblique", "bad_axis"), ("axis", ["axial"], "bad_axis"), ("slice_index", "3", "bad_slice"),
+    ("frame", 1.0, "bad_frame"), ("rescale", (1.0,), "bad_rescale"), ("mode", "CMYK", "bad_mode"),
+    ("normalize", "zscore", "bad_normalize"),
+])
+def test_image_options_checked_before_reading(field, value, reason):
+    src = ImageSource(path="/nonexistent.png", **{field: value})
+    with pytest.raises(DecodeError) as e:
+        decode(src)
+    assert e.value.reason == reason
+
+
+def test_unknown_nifti_axis_is_a_decode_error(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.float32), np.eye(4)), tmp_path / "v.nii")
+    with pytest.raises(DecodeError) as e:
+        read_nifti_slice(tmp_path / "v.nii", axis="oblique")
+    assert e.value.reason == "bad_axis"
+
+
+def test_declared_sizes_refused_before_decode(tmp_path, monkeypatch):
+    """Small files declaring huge images: nothing is decoded (pixel_array / dataobj never run)."""
+    import pydicom
+
+    from tests.bad_inputs import declares, dicom_bytes, nifti_declaring
+
+    def never(*a, **k):
+        raise AssertionError("decoded a bomb")
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(never))
+    px = np.zeros((4, 4), np.int16)
+    for data in (declares(dicom_bytes(px), 12000, 12000), declares(dicom_bytes(px, rle=True), 12000, 12000),
+                 declares(dicom_bytes(px), 3000, 3000, frames=100)):
+        with pytest.raises(DecodeError) as e:
+            decode(ImageSource(data=data))
+        assert e.value.reason == "decompression_bomb"
+    (tmp_path / "b.nii.gz").write_bytes(nifti_declaring((12000, 12000, 3)))
+    with pytest.raises(DecodeError) as e:
+        decode(ImageSource(path=str(tmp_path / "b.nii.gz")))
+    assert e.value.reason == "decompression_bomb"
+
+
+def test_file_cap_and_special_files_never_read(tmp_path):
+    import os
+
+    from medmo_data.pixels.limits import MAX_FILE_BYTES
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse
+    with pytest.raises(DecodeError) as e:
+        decode(ImageSource(path=str(big)))
+    assert e.value.reason == "file_too_large"
+    os.mkfifo(tmp_path / "p.dcm")  # opening it would block forever
+    for p in (tmp_path / "p.dcm", tmp_path):
+        with pytest.raises(DecodeError) as e:
+            decode(ImageSource(path=str(p)))
+        assert e.value.reason == "not_a_regular_file"
+
+
+def test_more_pixel_data_than_rows_x_columns_is_bad_shape():
+    from tests.bad_inputs import _extra_frames
+
+    with pytest.raises(DecodeError) as e:
+        read_dicom(_extra_frames(np.full((8, 8), 5, np.int16)))
+    assert e.value.reason == "bad_shape"
+
+
+def test_dicom_errors_name_the_tag_never_the_value(tmp_path):
+    from tests.bad_inputs import dicom_bytes
+
+    px = np.zeros((4, 4), np.int16)
+    bad_window = dicom_bytes(px, center=12345678.0).replace(b"12345678", b"MRN4471X")
+    for data, reason, tag in ((dicom_bytes(px, photometric="DOE^JOHN"), "bad_photometric",
+                               "PhotometricInterpretation"), (bad_window, "bad_window", "WindowCenter")):
+        with pytest.raises(DecodeError) as e:
+            read_dicom(data)
+        assert e.value.reason == reason and tag in e.value.detail
+        assert "DOE" not in e.value.detail and "MRN" not in e.value.detail
+
+
+@pytest.mark.parametrize("value,dropped", [("YES", True), (["NO", "YES"], True), (["YES", "NO"], True),
+                                           ("NO", False), (["NO", "NO"], False), ("yes ", True)])
+def test_burned_in_any_yes_drops(tmp_path, value, dropped):
+    from tests.fixtures._dicom import ct_dataset
+
+    ds = ct_dataset(np.zeros((4, 4), np.int16))
+    ds.BurnedInAnnotation = value
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    if dropped:
+        with pytest.raises(DecodeError) as e:
+            read_dicom(buf.getvalue(), drop_burned_in=True)
+        assert e.value.reason == "burned_in_annotation"
+    else:
+        read_dicom(buf.getvalue(), drop_burned_in=True)

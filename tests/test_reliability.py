@@ -19,36 +19,77 @@ from medmo_data.keys import is_safe_key, make_key
 from medmo_data.recipe import get_recipe
 from medmo_data.shards import writer
 from medmo_data.shards.reader import ShardError, UnsafeShard, iter_samples
-from tests.bad_inputs import CASES, GOOD, LINE_REJECTS, make_bad_tree
+from tests.bad_inputs import CASES, CLASSES, GOOD, LINE_REJECTS, PHI_VALUES, SURROGATE_ID, make_bad_tree
 from tests.fixtures import make
 from tests.fixtures._dicom import PHI, write_ct
 from tests.helpers import read_samples
+
+INPUT_NAME = "Doe_Jane_MRN0042"  # hospital exports name folders after patients: it must reach no output
 
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad")
-    raw = make_bad_tree(tmp / "raw")
+    raw = make_bad_tree(tmp / INPUT_NAME)
     res = build(get_recipe("folder"), raw, BuildOptions(output=tmp / "out"))
     return tmp / "out" / "folder", res.manifest
 
 
+def _escaped(s: str) -> str:
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def test_every_bad_case_rejected_with_its_reason(bad):
     folder, m = bad
-    rejects = [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+    text = (folder / "rejects.jsonl").read_bytes().decode("utf-8")  # strict: valid UTF-8 despite "\ud800" ids
+    rejects = [json.loads(line) for line in text.splitlines()]
     by_id = {}
     for r in rejects:
         by_id.setdefault(r["id"], []).append(r["reason"])
     for sid, reason in CASES.items():
-        assert reason in by_id.get(sid, []), (sid, by_id.get(sid))
+        assert reason in by_id.get(_escaped(sid), []), (sid, by_id.get(_escaped(sid)))
+    assert by_id[_escaped(SURROGATE_ID)] == ["non_utf8_text"]
     for reason, n in LINE_REJECTS.items():
         assert m["rejects_by_reason"][reason] == n
     c = m["counts"]
     assert c["read"] == c["written"] + c["rejected"] == len(CASES) + len(GOOD) - 1 + sum(LINE_REJECTS.values()) + 1
     written = {s["json"]["id"]: s for s in read_samples(folder)}
-    assert set(written) == set(GOOD)
+    assert set(written) == set(GOOD)  # "ok-1", the first line after a BOM, among them
     assert written["dup"]["json"]["messages"][1]["content"][0]["text"] == "kept"
     assert verify(folder).ok
+
+
+def test_bad_cases_per_class_counted(bad):
+    """The report's numbers: bad-input cases per class of issue #15 in the folder corpus."""
+    counts = {k: len(v) for k, v in CLASSES.items()}
+    print("bad-input cases per class:", counts)
+    assert all(n >= 2 for n in counts.values())
+
+
+def _output_bytes(folder: Path, with_rejects: bool = True) -> bytes:
+    """Every output file's bytes; parquet indexes as their decoded rows."""
+    scanned = b""
+    for p in sorted(folder.iterdir()):
+        if p.suffix == ".parquet":
+            scanned += json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False).encode()
+        elif p.is_file() and (with_rejects or p.name != "rejects.jsonl"):
+            scanned += p.read_bytes()
+    return scanned
+
+
+def test_no_input_path_or_header_value_in_any_output(bad):
+    folder, m = bad
+    everything = _output_bytes(folder)
+    assert INPUT_NAME.encode() not in everything
+    for value in PHI_VALUES:
+        assert value.encode() not in everything, value
+    rows = [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+    files = {r["id"]: r.get("file") for r in rows}
+    assert files["missing-image"] == "gone.png" and files["fifo-image"] == "pipe.png"
+    assert any(r["detail"].startswith("annotations.jsonl:") for r in rows if r["reason"] == "malformed_json")
+    assert "name" not in m["input"] and set(m["input"]) == {"fingerprint"}
+    photometric = next(r for r in rows if r["id"] == "dicom-phi-photometric")
+    assert "PhotometricInterpretation" in photometric["detail"]
 
 
 def test_keys_are_safe_unique_and_stable():

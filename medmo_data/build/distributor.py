@@ -22,11 +22,14 @@ from typing import Any
 from medmo_data.keys import is_safe_key, make_key
 from medmo_data.recipe import RawSample, Recipe, Reject, SourceError, SourceInfo
 from medmo_data.schema import SPLITS
+from medmo_data.shards.storage import as_url
 from medmo_data.shards.writer import ShardTask, finished
 
 from . import manifest as manifest_mod
+from . import outcome
 from .options import BuildOptions
-from .rejects import RejectLog
+from .outcome import RECIPE_ERROR
+from .rejects import RejectLog, Scrubber, redaction_key
 from .shard import write_shard
 
 
@@ -74,6 +77,8 @@ def _array_bytes(raw: RawSample) -> int:
 class Chunk:
     task: ShardTask
     samples: list[RawSample]
+    root: str = ""  # the input folder: reject rows name files relative to it
+    redact_key: bytes | None = None  # --redact-paths: ... or by keyed hash
 
 
 def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: RejectLog | list[dict[str, str]],
@@ -87,6 +92,7 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
     allowed = [os.path.abspath(root)] + [os.path.abspath(v) for v in opts.recipe_options.values()
                                          if isinstance(v, str) and v and os.path.exists(v)]
     options_digest = opts.digest(recipe)
+    key = redact_key(opts)
     seen: set[int] = set()
     open_chunks: dict[str, list[RawSample]] = {}
     open_bytes: Counter[str] = Counter()
@@ -100,42 +106,31 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
             h.update(f"{s.key}\0{s.id}\0".encode("utf-8", "surrogatepass"))
         name = f"{group}-{next_index[group]:06d}"
         next_index[group] += 1
-        return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples)
+        return Chunk(ShardTask(name, samples[0].split, group, h.hexdigest()[:32], options_digest), samples,
+                     os.path.abspath(root), key)
 
-    for item in recipe.records(root, dict(opts.recipe_options)):
+    for item in _guarded(recipe.records(root, dict(opts.recipe_options)), info.name):
         if isinstance(item, RawSample) and opts.split and item.split != opts.split:
             continue
         if opts.limit is not None and counters["read"] >= opts.limit:
             break
         counters["read"] += 1
         if isinstance(item, Reject):
-            recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": item.detail[:500]})
+            recipe_rejects.append({"id": str(item.id), "reason": item.reason, "detail": str(item.detail)[:500]})
             continue
-        if item.split not in SPLITS:
-            recipe_rejects.append({"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"})
+        try:  # whatever a recipe yields, a record is admitted or rejected, never a crash
+            problem = _admit(item, seen, allowed)
+            size = _array_bytes(item)
+        except Exception as exc:  # noqa: BLE001 - e.g. images that are not ImageSources
+            problem = {"id": str(getattr(item, "id", repr(item)[:80])), "reason": "bad_record",
+                       "detail": f"{type(exc).__name__}: {exc}"[:500]}
+        if problem:
+            recipe_rejects.append(problem)
             continue
-        try:
-            item.key = item.key or make_key(item.id)
-        except ValueError as exc:
-            recipe_rejects.append({"id": repr(item.id), "reason": "bad_id", "detail": str(exc)})
-            continue
-        if not is_safe_key(item.key):
-            recipe_rejects.append({"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"})
-            continue
-        kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
-        if kh in seen:
-            recipe_rejects.append({"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"})
-            continue
-        seen.add(kh)
         # Shard series: every sample of a series has the same members and the same JSON shape, because HF
         # `datasets` types columns from the first samples (an all-empty `objects` list types as null and
         # the first box after it fails to load). Other image counts and box-less samples of a box source
         # (negatives, VQA beside grounding) therefore get their own series.
-        escaping = [s.path for s in item.images if s.path is not None and not _inside(s.path, allowed)]
-        if escaping:
-            recipe_rejects.append({"id": item.id, "reason": "bad_path",
-                                   "detail": f"image path {escaping[0]!r} leaves the input folder"})
-            continue
         n = len(item.images)
         group = item.split if n == info.images_per_sample else f"{item.split}-{n}img"
         if boxes_source and not item.objects:
@@ -144,11 +139,50 @@ def plan_chunks(recipe: Recipe, root: Path, opts: BuildOptions, recipe_rejects: 
         if any(f != info.image_format for f in formats):  # e.g. JPEG passed through in a PNG source
             group += "-" + "_".join(formats)
         open_chunks.setdefault(group, []).append(item)
-        open_bytes[group] += _array_bytes(item)
+        open_bytes[group] += size
         if len(open_chunks[group]) >= opts.shard_samples or open_bytes[group] >= opts.max_chunk_array_bytes:
             yield close(group)
     for group in sorted(open_chunks):
         yield close(group)
+
+
+def _admit(item: RawSample, seen: set[int], allowed: list[str]) -> dict[str, str] | None:
+    """The reject row of a record the driver refuses (split, id, key, duplicate, path), else None."""
+    if item.split not in SPLITS:
+        return {"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"}
+    try:
+        item.key = item.key or make_key(item.id)
+    except ValueError as exc:
+        return {"id": repr(item.id), "reason": "bad_id", "detail": str(exc)}
+    if not is_safe_key(item.key):
+        return {"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"}
+    kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
+    if kh in seen:
+        return {"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"}
+    seen.add(kh)
+    escaping = [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
+    if escaping:
+        return {"id": item.id, "reason": "bad_path", "file": escaping[0], "detail": "image path leaves the input folder"}
+    return None
+
+
+def _guarded(records: Iterator[RawSample | Reject], name: str) -> Iterator[RawSample | Reject]:
+    """The recipe's records; if its reader raises (a bug, or a record it did not expect), the error becomes
+    one `recipe_error` reject and reading stops there (a generator cannot go on after raising). The build
+    then writes its manifest and fails (outcome.check): what was read is kept for inspection."""
+    while True:
+        try:
+            item = next(records)
+        except StopIteration:
+            return
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - RecursionError, KeyError, ...: never a traceback
+            yield Reject(f"{name}:reader", RECIPE_ERROR,
+                         f"the recipe's reader raised {type(exc).__name__}: {str(exc)[:300]}; records after "
+                         "this point were not read")
+            return
+        yield item
 
 
 def _inside(path: str, roots: list[str]) -> bool:
@@ -157,7 +191,8 @@ def _inside(path: str, roots: list[str]) -> bool:
 
 
 def _run_task(chunk: Chunk, info: SourceInfo, out_dir: Path, opts: BuildOptions) -> dict[str, Any]:
-    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes)
+    return write_shard(chunk.task, chunk.samples, info, out_dir, opts.normalize, opts.max_shard_bytes, chunk.root,
+                       chunk.redact_key)
 
 
 def input_fingerprint(root: Path) -> str:
@@ -207,13 +242,14 @@ def build(recipe: Recipe, root: Path, opts: BuildOptions,
                 stats, reused = _run_parallel(chunks, info, out_dir, opts, counters, progress)
             man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats,
                                                     recipe_rejects, counters["read"])
-            path = manifest_mod.write(out_dir, man, stats, recipe_rejects)
+            path = manifest_mod.write(out_dir, man, stats, recipe_rejects, scrubber(root, opts))
         finally:
             recipe_rejects.close()
         from medmo_data.publish.card import write_card  # the one upward arrow: the folder's card (#17)
 
         write_card(out_dir)
         _remove_stale(out_dir, stats)
+    outcome.check(man, recipe, opts)
     return BuildResult(man, path, time.perf_counter() - t0, reused)
 
 
@@ -223,6 +259,21 @@ def _reporting(records: Callable[..., Iterator[Any]], progress: Callable[[int], 
             progress(n)
             yield item
     return counted
+
+
+def redact_key(opts: BuildOptions) -> bytes | None:
+    """The `--redact-paths` HMAC key (None without the option); URL outputs need $MEDMO_REDACT_KEY."""
+    if not opts.redact_paths:
+        return None
+    try:
+        return redaction_key(None if as_url(opts.output) else Path(opts.output))
+    except ValueError as exc:
+        raise SourceError(str(exc)) from exc
+
+
+def scrubber(root: Path, opts: BuildOptions) -> Scrubber:
+    """How reject rows name files: relative to the input, or keyed hashes with `redact_paths`."""
+    return Scrubber(root, redact_key(opts))
 
 
 def _remove_stale(out_dir: Path, stats: list[dict[str, Any]]) -> None:

@@ -1,8 +1,10 @@
 """The source manifest `<out>/<name>/manifest.json`: shards with sha256 and counts, what was read,
 written and rejected (by reason), versions, input fingerprint, licence and access, histograms.
 
-Everything in it is a function of the input and the options except the `created` timestamp.
-Every reject (recipe-level and sample-level) is listed by id in `rejects.jsonl` beside it.
+Everything in it is a function of the input and the options except the `created` timestamp. It holds no
+input path and no input folder name (hospital exports put MRNs and names in them): the input is known by a
+fingerprint of its relative paths and sizes only. Every reject (recipe-level and sample-level) is listed by
+id in `rejects.jsonl` beside it, with paths relative to the input (or keyed hashes: `--redact-paths`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from medmo_data.shards.writer import atomic_write
 
 from .normalize import dump_json
 from .options import BuildOptions
+from .rejects import Scrubber
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
@@ -69,11 +72,12 @@ def make_source_manifest(info: SourceInfo, opts: BuildOptions, root: Path, finge
         "info": info_json(info),
         "license": info.license,
         "access": info.access,
-        "input": {"name": root.name, "fingerprint": fingerprint},
+        "input": {"fingerprint": fingerprint},
         "options": {
             "split": opts.split, "limit": opts.limit, "shard_samples": opts.shard_samples,
             "max_shard_bytes": opts.max_shard_bytes, "normalize": asdict(opts.normalize),
-            "recipe_options": opts.recipe_options,
+            "recipe_options": opts.recipe_options, "redact_paths": opts.redact_paths,
+            "allow_empty": opts.allow_empty, "max_reject_rate": opts.max_reject_rate,
         },
         "counts": {"read": read, "written": written, "rejected": rejected},
         "rejects_by_reason": dict(sorted(reasons.items())),
@@ -88,14 +92,15 @@ def make_source_manifest(info: SourceInfo, opts: BuildOptions, root: Path, finge
 
 
 def write(out_dir: Path, man: dict[str, Any], stats: list[dict[str, Any]],
-          recipe_rejects: list[dict[str, str]]) -> Path:
+          recipe_rejects: list[dict[str, str]], scrub: Scrubber) -> Path:
+    """rejects.jsonl (every row through `scrub`: relative or hashed paths, valid UTF-8), then manifest.json."""
     tmp = out_dir / f".{REJECTS}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:  # streamed: recipe rejects may be millions of rows
         for r in recipe_rejects:
-            f.write(dump_json({"stage": "recipe", **r}) + b"\n")
+            f.write(dump_json(scrub.row({"stage": "recipe", **r})) + b"\n")
         for s in sorted(stats, key=lambda s: s["name"]):
             for r in s["rejects"]:
-                f.write(dump_json({"stage": s["name"], **r}) + b"\n")
+                f.write(dump_json(scrub.row({"stage": s["name"], **r})) + b"\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, out_dir / REJECTS)

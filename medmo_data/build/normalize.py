@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,16 @@ from medmo_data.pixels import boxes
 from medmo_data.pixels.decode import Decoded, decode
 from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
 from medmo_data.recipe import RawSample, SourceInfo
-from medmo_data.schema import SCHEMA_VERSION, SchemaError, validate_record
+from medmo_data.schema import SCHEMA_VERSION, SchemaError, label_markup, validate_record
 
 
 class SampleRejected(Exception):
-    def __init__(self, reason: str, detail: str = ""):
+    """`file`: the image the reason is about (written to rejects.jsonl relative to the input, or hashed)."""
+
+    def __init__(self, reason: str, detail: str = "", file: str | None = None):
         self.reason = reason
         self.detail = detail
+        self.file = file
         super().__init__(f"{reason}: {detail}")
 
 
@@ -59,6 +63,12 @@ def _check_text(value: Any, path: str) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_text(v, f"{path}[{i}]")
+
+
+def _is_box(bbox: Any) -> bool:
+    return isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in bbox)
 
 
 def process_image(dec: Decoded, index: int, fmt: str,
@@ -95,6 +105,7 @@ def dump_json(obj: Any) -> bytes:
 
 def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:
     """The record, its members {"json": encoded record, "0.png": bytes, ...} and per-image fingerprints."""
+    _check_text(raw.id, "id")
     _check_text(raw.messages, "messages")
     _check_text(raw.target, "target")
     _check_text(raw.meta, "meta")
@@ -105,9 +116,9 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
     for i, src in enumerate(raw.images):
         try:
             dec = decode(src, drop_burned_in=opts.drop_burned_in)
+            data, meta, sx, sy, fp = process_image(dec, i, src.member_format or info.image_format, opts)
         except DecodeError as exc:
-            raise SampleRejected(exc.reason, f"image {i} ({src.describe()}): {exc.detail}") from exc
-        data, meta, sx, sy, fp = process_image(dec, i, src.member_format or info.image_format, opts)
+            raise SampleRejected(exc.reason, f"image {i}: {exc.detail}", src.path) from exc
         members[meta["member"]] = data
         fps.append(fp)
         metas.append(meta)
@@ -119,7 +130,10 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
             raise SampleRejected("bad_box", f"objects[{j}].image {idx!r} names no image")
         sx, sy, w, h = scales[idx]
         bbox = ob.get("bbox")
-        if ob.get("normalized") and isinstance(bbox, (list, tuple)) and len(bbox) == 4:
+        if not _is_box(bbox):  # "1234" or {"x": ...} is no box, even if it iterates to four values
+            got = repr(list(bbox))[:80] if isinstance(bbox, (list, tuple)) else f"a {type(bbox).__name__}"
+            raise SampleRejected("bad_box", f"objects[{j}].bbox must be a list of four finite numbers, got {got}")
+        if ob.get("normalized"):
             # Fractions of the source image (YOLO and other relative frames): size is known only now.
             bbox = boxes.scale(bbox, w, h)
         try:
@@ -129,6 +143,9 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
         label = ob.get("label")
         if not isinstance(label, str) or not label.strip():
             raise SampleRejected("unknown_label", f"objects[{j}].label {label!r}")
+        if markup := label_markup(label):
+            raise SampleRejected("label_markup", f"objects[{j}].label holds {markup!r}, which would forge box "
+                                 "text when rendered")
         nw, nh = metas[idx]["width"], metas[idx]["height"]
         objs.append({"image": idx, "label": label, "bbox": boxes.clip(boxes.scale(box, sx, sy), nw, nh)})
     rec = {

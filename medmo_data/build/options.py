@@ -23,10 +23,16 @@ class BuildOptions:
     max_chunk_array_bytes: int = 256 * 1024 * 1024  # in-memory pixel arrays per chunk (npz sources)
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     recipe_options: dict[str, Any] = field(default_factory=dict)
+    # Outcome and privacy: none changes a shard; only redact_paths (it changes stats files) is in `digest`.
+    redact_paths: bool = False  # rejects.jsonl names files by keyed hash (rejects.redaction_key)
+    allow_empty: bool = False  # a build that writes nothing succeeds
+    max_reject_rate: float = 0.5  # one reject reason over this share of the records read fails the build
 
     def digest(self, recipe: Recipe) -> str:
         """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""
         payload = {"recipe": recipe.info.name, "version": recipe.info.version,
                    "normalize": asdict(self.normalize), "recipe_options": self.recipe_options,
                    "shard_samples": self.shard_samples, "max_shard_bytes": self.max_shard_bytes}
+        if self.redact_paths:  # stats files then name rejected files by hash: not reusable without it
+            payload["redact_paths"] = True
         return hashlib.sha256(dump_json(payload)).hexdigest()[:16]

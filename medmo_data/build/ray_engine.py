@@ -40,7 +40,9 @@ from .distributor import (
     _remove_stale,
     input_fingerprint,
     plan_chunks,
+    scrubber,
 )
+from .outcome import check as check_outcome
 from .shard import write_shard
 
 MAX_RETRIES = 3
@@ -78,7 +80,8 @@ def _task(chunk: Chunk, info: SourceInfo, out: str, remote: bool, opts: BuildOpt
             _die_after(fault[1])
 
     def write(folder: Path) -> dict[str, Any]:
-        return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes)
+        return write_shard(chunk.task, chunk.samples, info, folder, opts.normalize, opts.max_shard_bytes,
+                           chunk.root, chunk.redact_key)
 
     stats = staged(write, RemoteDir(out)) if remote else write(Path(out))
     return stats, ray.get_runtime_context().get_node_id()
@@ -136,6 +139,7 @@ def build_ray(recipe: Recipe, root: Path, opts: BuildOptions, address: str | Non
     from medmo_data.publish.card import write_card_at  # the one upward arrow: the folder's card (#17)
 
     write_card_at(f"{url.rstrip('/')}/{recipe.info.name}" if url else Path(opts.output) / recipe.info.name)
+    check_outcome(man, recipe, opts)
     return RayBuildResult(man, path, time.perf_counter() - t0, reused, dict(sorted(nodes.items())))
 
 
@@ -176,7 +180,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
     man = manifest_mod.make_source_manifest(info, opts, root, input_fingerprint(root), stats, recipe_rejects,
                                             counters["read"])
     if remote is None:
-        path = manifest_mod.write(Path(out), man, stats, recipe_rejects)
+        path = manifest_mod.write(Path(out), man, stats, recipe_rejects, scrubber(root, opts))
         _remove_stale(Path(out), stats)
         return man, path, reused, nodes
     import shutil
@@ -184,7 +188,7 @@ def _drive(ray: Any, recipe: Recipe, info: SourceInfo, root: Path, opts: BuildOp
 
     staging = Path(tempfile.mkdtemp(prefix="medmo-manifest-"))
     try:
-        manifest_mod.write(staging, man, stats, recipe_rejects)
+        manifest_mod.write(staging, man, stats, recipe_rejects, scrubber(root, opts))
         remote.commit(staging / manifest_mod.REJECTS)
         remote.commit(staging / manifest_mod.MANIFEST)  # last: a manifest names only committed shards
     finally:

@@ -27,6 +27,7 @@ from medmo_data.shards.writer import (
 )
 
 from .normalize import NormalizeOptions, SampleRejected, dump_json, normalize
+from .rejects import Scrubber, utf8_safe
 
 
 def _user_text(rec: dict[str, Any], role: str) -> str:
@@ -67,9 +68,34 @@ def _scalar_meta(meta: dict[str, Any]) -> str:
     return json.dumps(keep, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def reject_row(raw: RawSample, exc: Exception, scrub: Scrubber | None = None) -> dict[str, str]:
+    """The rejects.jsonl row of a record whose normalization raised `exc`. A SampleRejected carries its own
+    reason; anything else (a decoder bug, a pathological record) is still one reject, never a dead build.
+    The image's path goes in `file` only (relative to the input with `scrub`), never in `detail`, so that
+    `--redact-paths` can hash it."""
+    if isinstance(exc, SampleRejected):
+        row = {"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]}
+        if exc.file:
+            row["file"] = exc.file
+            row["detail"] = row["detail"].replace(exc.file, "<file>")
+        return utf8_safe(scrub.row(row) if scrub else row)
+    if isinstance(exc, RecursionError):
+        reason, detail = "too_deep", "a value is nested too deeply to process"
+    elif isinstance(exc, MemoryError):
+        reason, detail = "too_large", "the record does not fit in memory"
+    else:
+        reason, detail = "unexpected_error", f"{type(exc).__name__}: {exc}"
+    row = {"id": raw.id if isinstance(raw.id, str) else repr(raw.id), "reason": reason, "detail": detail[:500]}
+    return utf8_safe(scrub.row(row) if scrub else row)
+
+
 def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_dir: Path,
-                opts: NormalizeOptions, max_shard_bytes: int) -> dict[str, Any]:
-    """Normalize a chunk and write its tar part(s), index and stats. Returns the stats."""
+                opts: NormalizeOptions, max_shard_bytes: int, input_root: str = "",
+                redact_key: bytes | None = None) -> dict[str, Any]:
+    """Normalize a chunk and write its tar part(s), index and stats. Returns the stats.
+
+    Reject rows name files relative to `input_root`, or by keyed hash with `redact_key` (the stats file
+    holds no absolute input path, and no file name at all under --redact-paths)."""
     t0 = time.perf_counter()
     if slow := float(os.environ.get("MEDMO_FAULT_SLOW_SHARD_S", "0") or 0):
         time.sleep(slow)  # fault injection for the kill/resume tests; never set in real builds
@@ -80,14 +106,15 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
     tasks: Counter[str] = Counter()
     modalities: Counter[str] = Counter()
     n_objects = 0
+    scrub = Scrubber(Path(input_root), redact_key) if input_root else None
     try:
         for raw in chunk:
             key = raw.key  # set by the driver
             assert key is not None
             try:
                 rec, members, fps = normalize(raw, info, opts)
-            except SampleRejected as exc:
-                rejects.append({"id": raw.id, "reason": exc.reason, "detail": exc.detail[:500]})
+            except Exception as exc:  # noqa: BLE001 - one record can only be written or rejected
+                rejects.append(reject_row(raw, exc, scrub))
                 continue
             if tar.count and tar.size() + sum(len(v) for v in members.values()) > max_shard_bytes:
                 tars.append(tar.finish())

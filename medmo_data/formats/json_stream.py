@@ -86,6 +86,8 @@ class _Buffer:
         while True:
             try:
                 obj, end = _DECODER.raw_decode(self.text, self.pos)
+            except RecursionError as exc:
+                raise _Malformed(f"nested too deeply to read at character {self.where()}") from exc
             except json.JSONDecodeError as exc:
                 incomplete = exc.msg.startswith("Unterminated string") or len(self.text) - exc.pos <= 64
                 if incomplete and self.more():
@@ -133,6 +135,9 @@ def _column(buf: _Buffer) -> int | None:
 
 def iter_json_items(path: Path, chunk_size: int | None = None) -> Iterator[tuple[str, Any] | Reject]:
     """(key, value) per top-level item: the index as a string for an array, the key for an object."""
+    from .tables import check_regular
+
+    check_regular(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - the generator owns the file
     except FileNotFoundError as exc:
@@ -198,7 +203,12 @@ def iter_json_items(path: Path, chunk_size: int | None = None) -> Iterator[tuple
                 continue
             index += 1
             need_comma = True
-            if has_bad_text(value) or has_bad_text(key):
+            try:
+                bad_text = has_bad_text(value) or has_bad_text(key)
+            except RecursionError:
+                yield Reject(rid, "malformed_json", f"{path}: item {index - 1} is nested too deeply to read")
+                continue
+            if bad_text:
                 yield Reject(rid, "non_utf8_text", f"{path}: item {index - 1} holds bytes that are not UTF-8")
                 continue
             yield key, value
@@ -207,8 +217,9 @@ def iter_json_items(path: Path, chunk_size: int | None = None) -> Iterator[tuple
 def iter_json_records(path: Path, chunk_size: int | None = None) -> Iterator[tuple[str, Any] | Reject]:
     """Records of a file that is either one JSON array (streamed) or JSON Lines, told apart by its first
     byte. Array items get ids `<file>:<index>`, lines `<file>:<line number>`."""
-    from .tables import iter_jsonl
+    from .tables import check_regular, iter_jsonl
 
+    check_regular(path)
     try:
         with open(path, "rb") as f:
             head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")

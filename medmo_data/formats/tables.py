@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,25 +17,66 @@ from typing import Any
 from medmo_data.recipe import ImageSource, Reject, SourceError
 from medmo_data.schema import image, turn
 
+MAX_METADATA_BYTES = 2 << 30  # a whole-file JSON read (load_json) is refused above this
+MAX_LINE_BYTES = 256 << 20  # one JSON Lines record; a longer line is a reject, never read whole
+
+
+def check_regular(path: Path) -> int:
+    """Size of `path`, checked without opening it: a FIFO, socket or device in the input would block a
+    reader forever (or never end), so it is a SourceError before any open()."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: missing") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot stat ({exc.strerror or exc})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"{path}: not a regular file (a FIFO, socket, device or folder)")
+    return st.st_size
+
 
 def load_json(path: Path) -> Any:
     """A whole JSON file (small metadata files only); a broken file stops the build with exit 2."""
+    size = check_regular(path)
+    if size > MAX_METADATA_BYTES:
+        raise SourceError(f"{path}: {size} bytes is over the {MAX_METADATA_BYTES}-byte cap of a whole-file read")
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
+            return json.loads(f.read().decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: missing") from exc
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise SourceError(f"{path}: JSON nested too deeply to read") from exc
+
+
+def _capped_lines(f: Any) -> Iterator[bytes | None]:
+    """Lines of a binary file, each read up to MAX_LINE_BYTES; a longer line is skipped (None), chunk by
+    chunk, so no single line is ever held whole."""
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
-    """(line id, object) per line; malformed, non-UTF-8 or non-object lines become Rejects."""
+    """(line id, object) per line; malformed, non-UTF-8, too deeply nested or non-object lines become
+    Rejects. A UTF-8 byte order mark before the first line is skipped (as CSV reading does)."""
+    check_regular(path)
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        for n, raw in enumerate(_capped_lines(f), 1):
             lid = f"{path.name}:{n}"
+            if raw is None:
+                yield Reject(lid, "malformed_json", f"{path}:{n}: line longer than {MAX_LINE_BYTES} bytes, skipped")
+                continue
+            if n == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
                 continue
             try:
@@ -42,6 +86,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
                 continue
             except json.JSONDecodeError as exc:
                 yield Reject(lid, "malformed_json", f"{path}:{n}: {exc.msg}")
+                continue
+            except RecursionError:
+                yield Reject(lid, "malformed_json", f"{path}:{n}: nested too deeply to read")
                 continue
             if not isinstance(obj, dict):
                 yield Reject(lid, "malformed_json", f"{path}:{n}: expected an object")
@@ -53,6 +100,23 @@ def _has_surrogates(cells: list[str]) -> bool:
     return any(c and not c.isascii() and any("\udc80" <= ch <= "\udcff" for ch in c) for c in cells)
 
 
+class _Lines:
+    """The file's lines as csv.reader reads them, kept since the last row, so that the lines an unclosed
+    quote swallowed can be read again."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.buf: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.buf.append(line)
+        return line
+
+
 def iter_csv(path: Path, required: Sequence[str] = (), id_column: str | None = None, **reader_kw: Any
              ) -> Iterator[tuple[str, dict[str, str]] | Reject]:
     """(row id, row) per data row of a UTF-8 CSV; bad rows become Rejects and reading goes on.
@@ -60,50 +124,76 @@ def iter_csv(path: Path, required: Sequence[str] = (), id_column: str | None = N
     The row id is `<file>:<line>`, or, for rows with every field, their `id_column` value when given and
     readable (so rejects are named by the source's own id). Non-UTF-8 bytes reject only their row (the file is read with
     surrogateescape). Extra trailing empty fields (NIH's `,,,`) are tolerated; a short row is not.
+    A quote that is never closed (or closed in the middle of a field) would swallow the following lines into
+    one field: the reader is strict, rejects the row naming the line the quote opened on, and reads the
+    swallowed lines again as rows.
     """
     csv.field_size_limit(1 << 30)  # clinical notes exceed the 128 KiB default
+    check_regular(path)
     try:
         f = open(path, encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115 - generator owns it
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: missing") from exc
+    kw = {"strict": True, **reader_kw}
     with f:
-        reader = csv.reader(f, **reader_kw)
+        lines = _Lines(f)
+        reader = csv.reader(lines, **kw)
         try:
             header = next(reader)
         except StopIteration as exc:
             raise SourceError(f"{path}: empty CSV") from exc
+        except csv.Error as exc:
+            raise SourceError(f"{path}: header line {reader.line_num}: {exc}") from exc
         if _has_surrogates(header):
             raise SourceError(f"{path}: header is not UTF-8")
         header = [h.strip().lstrip("\ufeff") for h in header]
         missing = [c for c in required if c not in header]
         if missing:
             raise SourceError(f"{path}: header lacks column(s) {missing}; found {header}")
-        width = len(header)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                yield Reject(f"{path.name}:{reader.line_num}", "malformed_csv", f"{path}: {exc}")
+        yield from _csv_rows(path, header, reader, lines, 0, id_column, kw)
+
+
+def _csv_rows(path: Path, header: list[str], reader: Any, lines: _Lines, offset: int, id_column: str | None,
+              kw: dict[str, Any]) -> Iterator[tuple[str, dict[str, str]] | Reject]:
+    width = len(header)
+    needed = len([h for h in header if h])
+    while True:
+        lines.buf.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            end = offset + reader.line_num
+            start = end - len(lines.buf) + 1
+            swallowed = lines.buf[1:]
+            if not swallowed:
+                yield Reject(f"{path.name}:{end}", "malformed_csv", f"{path}:{end}: {exc}")
                 continue
-            rid = f"{path.name}:{reader.line_num}"
-            if not any(c.strip() for c in row):
-                continue
-            if id_column in header and len(row) >= len([h for h in header if h]):
-                own = row[header.index(id_column)].strip()  # a short row's columns may be shifted: line id
-                if own and not _has_surrogates([own]):
-                    rid = own
-            if _has_surrogates(row):
-                yield Reject(rid, "non_utf8_text", f"{path}:{reader.line_num}: bytes that are not UTF-8")
-                continue
-            if len(row) < len([h for h in header if h]):
-                yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: {len(row)} fields, header has {width}")
-                continue
-            if len(row) > width and any(c.strip() for c in row[width:]):
-                yield Reject(rid, "malformed_csv", f"{path}:{reader.line_num}: extra non-empty fields")
-                continue
-            yield rid, dict(zip(header, row, strict=False))  # trailing empty fields dropped
+            yield Reject(f"{path.name}:{start}", "malformed_csv",
+                         f"{path}:{start}: the quoted field opened on line {start} is not closed properly ({exc}); "
+                         f"lines {start + 1}-{end} are read again as rows")
+            again = _Lines(iter(swallowed))
+            yield from _csv_rows(path, header, csv.reader(again, **kw), again, start, id_column, kw)
+            continue
+        line = offset + reader.line_num
+        rid = f"{path.name}:{line}"
+        if not any(c.strip() for c in row):
+            continue
+        if id_column in header and len(row) >= needed:
+            own = row[header.index(id_column)].strip()  # a short row's columns may be shifted: line id
+            if own and not _has_surrogates([own]):
+                rid = own
+        if _has_surrogates(row):
+            yield Reject(rid, "non_utf8_text", f"{path}:{line}: bytes that are not UTF-8")
+            continue
+        if len(row) < needed:
+            yield Reject(rid, "malformed_csv", f"{path}:{line}: {len(row)} fields, header has {width}")
+            continue
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            yield Reject(rid, "malformed_csv", f"{path}:{line}: extra non-empty fields")
+            continue
+        yield rid, dict(zip(header, row, strict=False))  # trailing empty fields dropped
 
 
 def iter_parquet(paths: Iterable[Path], columns: Sequence[str] | None = None,
@@ -160,6 +250,8 @@ def clean(text: Any) -> str:
     """A cell as stripped text (ints from JSON answers become strings)."""
     if text is None:
         return ""
+    if isinstance(text, float) and not math.isfinite(text):
+        return ""  # a NaN / Infinity cell is a missing value (pandas, JSON NaN), never the text "nan"
     if isinstance(text, float) and text.is_integer():
         text = int(text)
     return str(text).strip()

@@ -8,10 +8,13 @@ sample's `images[i]`.
 from __future__ import annotations
 
 import io
+import math
+import os
+import re
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,13 +23,18 @@ from PIL import Image, UnidentifiedImageError
 from medmo_data.recipe import ImageSource
 
 from .dicom import read_dicom
-from .nifti import read_nifti_slice
-from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
-
-# Refuse images whose header declares more pixels than this before decoding them (decompression bombs).
-MAX_PIXELS = 80_000_000
+from .limits import MAX_FILE_BYTES, MAX_PIXELS, MAX_SAMPLES
+from .nifti import AXES, read_nifti_slice
+from .transform import (
+    DecodeError,
+    rescale_table,
+    rescale_to_uint8,
+    resolve_window,
+    window_table,
+)
 
 _DICOM_MAGIC = b"DICM"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IMAGE_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a grey/RGB PNG needs; text, EXIF, ICC, time dropped
@@ -72,15 +80,69 @@ class Decoded:
         return Image.fromarray(self.pixels, "L" if self.pixels.ndim == 2 else "RGB")
 
 
+def check_file(path: str, cap: int | None = MAX_FILE_BYTES) -> int:
+    """Size of a regular file, checked without opening it: a FIFO or device would block or never end,
+    and a file over `cap` is refused rather than read whole (None: the reader never reads it whole)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise DecodeError("missing_image", "file does not exist") from exc
+    except OSError as exc:
+        raise DecodeError("unreadable_image", f"cannot stat the file: {exc.strerror or type(exc).__name__}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise DecodeError("not_a_regular_file", "a FIFO, socket, device or folder, not an image file")
+    if cap is not None and st.st_size > cap:
+        raise DecodeError("file_too_large", f"{st.st_size} bytes exceeds the {cap}-byte cap")
+    return st.st_size
+
+
 def _read_bytes(src: ImageSource) -> bytes:
     if src.data is not None:
+        if len(src.data) > MAX_FILE_BYTES:
+            raise DecodeError("file_too_large", f"{len(src.data)} bytes exceeds the {MAX_FILE_BYTES}-byte cap")
         return src.data
+    check_file(src.path)  # type: ignore[arg-type]
     try:
-        return Path(src.path).read_bytes()  # type: ignore[arg-type]
+        with open(src.path, "rb") as f:  # type: ignore[arg-type]
+            data = f.read(MAX_FILE_BYTES + 1)  # a file that grew after the stat is still capped
     except FileNotFoundError as exc:
-        raise DecodeError("missing_image", f"{src.path} does not exist") from exc
+        raise DecodeError("missing_image", "file does not exist") from exc
     except OSError as exc:
-        raise DecodeError("unreadable_image", f"{src.path}: {exc.strerror or exc}") from exc
+        raise DecodeError("unreadable_image", f"{exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise DecodeError("file_too_large", f"more than the {MAX_FILE_BYTES}-byte cap")
+    return data
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_source(src: ImageSource) -> None:
+    """Reject an ImageSource whose options come from bad metadata before anything is read."""
+    if src.window is not None:
+        resolve_window(src.window)
+    if not _is_number(src.value_offset):
+        raise DecodeError("bad_value_offset", f"value_offset must be one finite number, got a "
+                          f"{type(src.value_offset).__name__}")
+    if not isinstance(src.axis, str) or src.axis not in AXES:
+        raise DecodeError("bad_axis", f"axis must be one of {sorted(AXES)}")
+    for name in ("slice_index", "frame"):
+        v = getattr(src, name)
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)):
+            raise DecodeError(f"bad_{name.split('_')[0]}", f"{name} must be an integer, got a {type(v).__name__}")
+    if src.rescale is not None and not (isinstance(src.rescale, (list, tuple)) and len(src.rescale) == 2
+                                        and all(_is_number(v) for v in src.rescale)):
+        raise DecodeError("bad_rescale", "rescale must be (slope, intercept), two finite numbers")
+    if src.mode not in (None, "L", "RGB"):
+        raise DecodeError("bad_mode", "mode must be L or RGB")
+    if src.normalize not in (None, "minmax", "percentile"):
+        raise DecodeError("bad_normalize", "normalize must be minmax or percentile")
+
+
+def _check_array(arr: np.ndarray) -> None:
+    if arr.size > MAX_SAMPLES:
+        raise DecodeError("decompression_bomb", f"array of {arr.size} values exceeds {MAX_SAMPLES}")
 
 
 def _kind(src: ImageSource, head: bytes) -> str:
@@ -147,6 +209,10 @@ def _raster(data: bytes, src: ImageSource) -> Decoded:
         if fmt == "TIFF":
             import tifffile
 
+            with tifffile.TiffFile(io.BytesIO(data)) as tf:  # every page's declared size, before decoding
+                declared = math.prod(tf.series[0].shape) if tf.series else 0
+            if declared > MAX_SAMPLES:
+                raise DecodeError("decompression_bomb", f"TIFF declares {declared} values, over {MAX_SAMPLES}")
             arr = tifffile.imread(io.BytesIO(data))
             if arr.ndim == 3 and arr.shape[0] < 5 and arr.shape[-1] > 4:
                 arr = arr[0]  # first page / channel plane of a multi-page TIFF
@@ -175,8 +241,9 @@ def _raster(data: bytes, src: ImageSource) -> Decoded:
         raise
     except Image.DecompressionBombError as exc:
         raise DecodeError("decompression_bomb", str(exc)) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DecodeError("corrupt_image", f"{type(exc).__name__}: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError, IndexError, TypeError) as exc:
+        # PIL names the BytesIO "at 0x7f..": drop the address, rejects.jsonl is the same on every run.
+        raise DecodeError("corrupt_image", _ADDRESS.sub("", f"{type(exc).__name__}: {exc}")) from exc
     pixels = _from_array(np.asarray(arr), src, deriv)
     return Decoded(pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], derivation=deriv)
 
@@ -196,20 +263,22 @@ def _apply_mode(dec: Decoded, mode: str | None) -> Decoded:
 
 def decode(src: ImageSource, drop_burned_in: bool = False) -> Decoded:
     """Decode one image source; raises DecodeError with a manifest reason on any failure."""
+    check_source(src)
     if src.array is not None:
         deriv: dict[str, Any] = {"format": "array"}
-        px = _from_array(np.asarray(src.array), src, deriv)
+        arr = np.asarray(src.array)
+        _check_array(arr)
+        px = _from_array(arr, src, deriv)
         return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
     if src.kind == "nifti" or (src.kind == "auto" and (src.path or "").lower().endswith(_NIFTI_SUFFIXES)):
         if src.path is None:
             raise DecodeError("bad_source", "NIfTI sources must be files")
-        if not Path(src.path).exists():
-            raise DecodeError("missing_image", f"{src.path} does not exist")
+        check_file(src.path, cap=None)  # read one slice at a time; the declared volume is capped instead
         px, deriv = read_nifti_slice(src.path, src.slice_index, src.axis, src.window, rescale=src.rescale)
         return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
     data = _read_bytes(src)
     if not data:
-        raise DecodeError("empty_file", f"{src.describe()} is zero bytes")
+        raise DecodeError("empty_file", "zero bytes")
     kind = _kind(src, data[:132])
     if kind == "dicom":
         px, deriv = read_dicom(data, src.window, src.frame, drop_burned_in)

@@ -9,12 +9,20 @@ Slices are read through `dataobj`, never the whole volume.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .transform import DecodeError, rescale_table, rescale_to_uint8, resolve_window, window_table
+from .limits import MAX_PIXELS, MAX_VOLUME_BYTES
+from .transform import (
+    DecodeError,
+    rescale_table,
+    rescale_to_uint8,
+    resolve_window,
+    window_table,
+)
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
@@ -27,6 +35,23 @@ def load(path: str | Path):
         return nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
         raise DecodeError("corrupt_nifti", f"{type(exc).__name__}: {exc}") from exc
+
+
+def check_declared_size(img) -> None:
+    """Refuse a header whose shape x dtype declares more than the caps (`decompression_bomb`), before any
+    voxel is read: a .nii.gz slice of 12000 x 12000 would otherwise decode to GiBs."""
+    shape = [int(n) for n in img.shape]
+    try:
+        itemsize = np.dtype(img.get_data_dtype()).itemsize
+    except (TypeError, AttributeError):
+        itemsize = 8
+    planes = [math.prod(shape[:3]) // max(1, shape[i]) for i in range(3)]
+    if max(planes) > MAX_PIXELS:
+        raise DecodeError("decompression_bomb", f"shape {tuple(shape)} declares slices of {max(planes)} pixels, "
+                          f"over {MAX_PIXELS}")
+    if math.prod(shape) * itemsize > MAX_VOLUME_BYTES:
+        raise DecodeError("decompression_bomb", f"shape {tuple(shape)} x {itemsize}-byte values exceeds "
+                          f"{MAX_VOLUME_BYTES} bytes")
 
 
 def canonical_plane(img, axis: int, index: int, volume: int = 0, unscaled: bool = False) -> np.ndarray:
@@ -76,12 +101,13 @@ def read_nifti_slice(path: str | Path, index: int | None = None, axis: str = "ax
     rescale=(slope, intercept) replaces the header's scaling (CT-RATE's broken headers): values =
     stored * slope + intercept. window: named or (lo, hi); None = min/max of the slice.
     """
-    if axis not in AXES:
-        raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
+    if not isinstance(axis, str) or axis not in AXES:
+        raise DecodeError("bad_axis", f"axis must be one of {sorted(AXES)}")
     img = img if img is not None else load(path)
     shape = img.shape
     if len(shape) < 3:
         raise DecodeError("bad_shape", f"NIfTI of shape {shape} is not a volume")
+    check_declared_size(img)
     ax = AXES[axis]
     try:
         import nibabel as nib

@@ -35,14 +35,24 @@ class DecodeError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-def resolve_window(window: str | tuple[float, float] | list[float]) -> tuple[float, float]:
+def resolve_window(window: object) -> tuple[float, float]:
+    """(lo, hi) of a named window or of two finite numbers with hi > lo; anything else is `bad_window`
+    (a window comes from per-row metadata, e.g. DeepLesion's DICOM_windows, so it is input, not code)."""
     if isinstance(window, str):
         if window not in NAMED_WINDOWS:
-            raise ValueError(f"unknown window {window!r}; named windows: {sorted(NAMED_WINDOWS)}")
+            raise DecodeError("bad_window", f"unknown window name {window[:40]!r}; named windows: "
+                              f"{sorted(NAMED_WINDOWS)}")
         return NAMED_WINDOWS[window]
-    lo, hi = (float(v) for v in window)
+    if not isinstance(window, (list, tuple)) or len(window) != 2:
+        raise DecodeError("bad_window", f"window must be a name or [lo, hi], got a {type(window).__name__}"
+                          + (f" of {len(window)} values" if isinstance(window, (list, tuple)) else ""))
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in window):
+        raise DecodeError("bad_window", "window bounds must be numbers")
+    lo, hi = float(window[0]), float(window[1])
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise DecodeError("bad_window", "window bounds must be finite")
     if not hi > lo:
-        raise ValueError(f"window upper bound {hi} must exceed lower bound {lo}")
+        raise DecodeError("bad_window", f"window upper bound {hi} must exceed lower bound {lo}")
     return lo, hi
 
 
