@@ -133,14 +133,16 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
 
 
 def _expected_records(folder: Path, root: Path, limit: int | None, split: str | None) -> int | None:
-    """The bar's total where it costs nothing: `--limit`, or what the last build of this input read
-    (records as the recipe yields them, so not with `--split`, which skips some unread)."""
+    """The bar's total where it is cheap: `--limit`, or what the last build of this same input read (same
+    input fingerprint: a walk of names and sizes; records as the recipe yields them, so not with `--split`)."""
+    from medmo_data.build.distributor import input_fingerprint
+
     if split is not None:
         return None
     prev = None
     try:
         man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if man["input"]["name"] == root.name and man["options"]["split"] is None:
+        if man["options"]["split"] is None and man["input"]["fingerprint"] == input_fingerprint(root):
             prev = int(man["counts"]["read"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
