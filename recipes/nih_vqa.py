@@ -7,6 +7,10 @@ images under `images/` (or Kaggle's `images_0NN/images/`). Not the NLM VQA-Med 2
 The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
 the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
 holds them as a sorted list for a set-based reward.
+Split (shared with `nih_chestxray_bbox`, see `medmo_data.families.chestxray14`): by default the official
+lists, except that every image of a patient in `BBox_List_2017.csv` takes that patient's box-set split, so
+the box recipe's val/test patients never reach train here (and its train patients never reach test);
+`-o split=official` keeps the official lists for every image.
 """
 
 from __future__ import annotations
@@ -21,9 +25,8 @@ from medmo_data.families.chestxray14 import (
     Entry,
     data_entry_path,
     image_index,
-    official_split,
-    patient_split,
     read_data_entry,
+    split_assigner,
 )
 from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
@@ -47,7 +50,7 @@ def question_for(name: str) -> str:
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
-    split_of = official_split(root)
+    split_of = split_assigner(root, options)
     images = image_index(root)
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Reject):
@@ -55,7 +58,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             continue
         assert isinstance(e, Entry)
         sid = e.image.removesuffix(".png")
-        split = split_of.get(e.image) if split_of is not None else patient_split(e.patient)
+        split = split_of(e.image, e.patient)
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
             continue
