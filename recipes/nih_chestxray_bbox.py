@@ -7,7 +7,8 @@ unrestricted with a link, acknowledgement of the NIH Clinical Center and a citat
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
 - The box list spells `Infiltrate`; the label file `Infiltration`. Labels are mapped to the label file's
-  14 names; anything else is rejected as `unknown_label`.
+  14 names (anything else is rejected as `unknown_label`) and written as words (`Pleural_Thickening` ->
+  "Pleural Thickening", also in `meta.image_labels`).
 - All boxes of one image make one grounding sample.
 - Split: in the real release all 880 box images are in `test_list.txt`, so the official lists give no
   training data, while the paper trains on these boxes (stages 2 and 4). Default `split=boxes`: the box
@@ -28,6 +29,7 @@ from medmo_data.families.chestxray14 import (
     Entry,
     canonical_label,
     data_entry_path,
+    display_label,
     image_index,
     read_data_entry,
     split_assigner,
@@ -94,7 +96,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
                 objs = None
                 yield Reject(sid, "unknown_label", f"BBox_List_2017.csv {name}: Finding Label {label!r}")
                 break
-            objs.append({"image": 0, "label": canon, "bbox": boxes.from_xywh(x, y, w, h)})
+            objs.append({"image": 0, "label": display_label(canon), "bbox": boxes.from_xywh(x, y, w, h)})
         if objs is None:
             continue
         split = split_of(name, entry.patient)
@@ -107,5 +109,5 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             messages=[turn("user", image(), PROMPT), turn("assistant", objects())],
             objects=objs, target={"labels": sorted({o["label"] for o in objs})},
             meta={"patient_id": entry.patient, "follow_up": entry.follow_up, "view": entry.view,
-                  "image_labels": list(entry.labels)},
+                  "image_labels": [display_label(lab) for lab in entry.labels]},
         )

@@ -100,8 +100,10 @@ def test_vqa_answers_and_rgba(tmp_path):
     res = build_fixture("nih_vqa", tmp_path)
     s = by_id(read_samples(tmp_path / "out" / "nih_vqa"))
     rec = s["00000013_005"]["json"]
-    assert texts(rec, "assistant") == "Emphysema, Infiltration, Pleural_Thickening, Pneumothorax"
-    assert rec["target"]["labels"] == ["Emphysema", "Infiltration", "Pleural_Thickening", "Pneumothorax"]
+    # the label file's `Pleural_Thickening` is said as words, in the choices, the answer and the target
+    assert texts(rec, "assistant") == "Emphysema, Infiltration, Pleural Thickening, Pneumothorax"
+    assert rec["target"]["labels"] == ["Emphysema", "Infiltration", "Pleural Thickening", "Pneumothorax"]
+    assert "Pleural Thickening" in texts(rec, "user") and "_" not in texts(rec, "user")
     assert texts(s["00000002_000"]["json"], "assistant") == "No Finding"
     assert s["00000003_001"]["json"]["split"] == "test"
     # RGBA source converted to grey.
@@ -121,3 +123,23 @@ def test_data_entry_header_variants(tmp_path):
     assert out[0] == Entry("00000001_000.png", ("Cardiomegaly",), 0, 1, "PA")
     assert isinstance(out[1], Reject) and out[1].reason == "unknown_label"
     assert isinstance(out[2], Reject) and out[2].reason == "malformed_csv"
+
+
+def test_kaggle_layout_images_0nn_images(tmp_path):
+    """NIH Box tarballs unpack into images/; Kaggle's copy is images_001/images/ ... images_012/images/.
+    Both give the same shards."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("nih_chestxray_bbox", tmp_path / "raw")
+    box = build(get_recipe("nih_chestxray_bbox"), raw, BuildOptions(output=tmp_path / "a"))
+    for i, png in enumerate(sorted((raw / "images").glob("*.png"))):
+        dest = raw / f"images_{1 + i % 2:03d}" / "images"
+        dest.mkdir(parents=True, exist_ok=True)
+        png.rename(dest / png.name)
+    (raw / "images").rmdir()
+    kaggle = build(get_recipe("nih_chestxray_bbox"), raw, BuildOptions(output=tmp_path / "b"))
+    assert kaggle.manifest["counts"] == box.manifest["counts"] and kaggle.manifest["counts"]["written"] == 12
+    assert shard_digests(tmp_path / "a" / "nih_chestxray_bbox") == shard_digests(tmp_path / "b" / "nih_chestxray_bbox")

@@ -9,7 +9,9 @@
   a box patient that split (so no patient is train in one NIH source and val/test in the other); all other
   images keep the official lists. `-o split=official` restores the official lists everywhere.
 - images: `images/<8 digits>_<3 digits>.png` (NIH box tarballs) or `images_0NN/images/...` (Kaggle).
-- label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`.
+- label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`. Files are matched
+  in the label file's spelling (`Pleural_Thickening`); what a model reads and says is `display_label`'s
+  ("Pleural Thickening").
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class Entry:
     follow_up: int
     patient: int
     view: str
+
+
+def display_label(name: str) -> str:
+    """The words for a label-file name: `Pleural_Thickening` -> `Pleural Thickening`."""
+    return name.replace("_", " ")
 
 
 def canonical_label(name: str) -> str | None:
