@@ -70,6 +70,7 @@ def _grouped(root: Path) -> Iterator[list[tuple[str, dict[str, str]]] | Reject]:
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     drop_noisy = options.get("drop_noisy", "0") in ("1", "true", "yes")
+    require(root / "DL_info.csv", "lesion table DL_info.csv")
     slices = ReleaseTree(root, "Images_png", zips=("Images_png_*.zip",), prefixes=("Images_png/", ""))
     if not slices.found:
         raise SourceError(f"{root}: no Images_png/ folder and no Images_png_NN.zip")
