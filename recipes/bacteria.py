@@ -7,7 +7,8 @@ source you point the recipe at (CC-BY-4.0 for the three candidates); record it w
 Two layouts are read, anywhere under the input folder:
 - YOLO: every `labels/**/<stem>.txt` (`class cx cy w h` normalised) with its image at the same relative
   path under the sibling `images/` folder (`.jpg`, `.jpeg`, `.png`, `.tif`, `.tiff`, `.bmp`); class names
-  from `data.yaml` / `classes.txt` / `obj.names` at the top, else every box is a `bacterium`. An EMPTY
+  from `data.yaml` / `classes.txt` / `obj.names` at the top, said as words (`E_coli` -> "E coli"), else
+  every box is a `bacterium`. An EMPTY
   label file is the annotator's "no bacteria here" and becomes a negative sample (`None found.`).
 - Instance masks: every `masks/**/<stem>.{png,tif,tiff}` (0 = background, one id per bacterium; touching
   cells stay apart) with its image under the sibling `images/`; a mask without ids is rejected (`no_objects`).
@@ -104,7 +105,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     names: list[str] = []
     for n in NAME_FILES:
         if (root / n).exists():
-            names = yolo.read_names(root / n)
+            names = [yolo.spoken(x) for x in yolo.read_names(root / n)]
             break
     label_dirs = sorted(p for p in root.rglob("labels") if p.is_dir())
     mask_dirs = sorted(p for p in root.rglob("masks") if p.is_dir())

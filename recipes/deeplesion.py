@@ -1,7 +1,8 @@
 """DeepLesion: 32,735 lesions on 32,120 CT key slices from 4,427 patients (Yan et al., J. Med. Imaging 2018).
 
 Get it from the NIH Clinical Center box (https://nihcc.app.box.com/v/DeepLesion): `DL_info.csv` and the
-56 zips `Images_png_01.zip` ... `Images_png_56.zip`, unzipped into `Images_png/`. Open download; cite the
+56 zips `Images_png_01.zip` ... `Images_png_56.zip` (members `Images_png/<folder>/<slice>.png`), read in
+place when there is no unpacked `Images_png/` folder (only the 32,120 key slices are read). Open download; cite the
 paper. Read here:
 - `DL_info.csv` (18 columns). `File_name` `000001_01_01_109.png` is the folder
   `Images_png/000001_01_01/` + slice `109.png` (split at the LAST underscore).
@@ -18,11 +19,13 @@ counted in `meta`. Unreadable PNGs (a few exist in the release) are rejected, no
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import iter_csv
 from medmo_data.pixels import boxes
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo, require
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn
 
@@ -48,9 +51,10 @@ def floats(cell: str, n: int, field: str) -> list[float]:
     return vals
 
 
-def slice_path(root: Path, file_name: str) -> Path:
+def slice_name(file_name: str) -> str:
+    """`000001_01_01_109.png` -> `000001_01_01/109.png` (split at the LAST underscore)."""
     folder, _, slice_file = file_name.rpartition("_")
-    return root / "Images_png" / folder / slice_file
+    return f"{folder}/{slice_file}"
 
 
 def _grouped(root: Path) -> Iterator[list[tuple[str, dict[str, str]]] | Reject]:
@@ -66,6 +70,10 @@ def _grouped(root: Path) -> Iterator[list[tuple[str, dict[str, str]]] | Reject]:
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     drop_noisy = options.get("drop_noisy", "0") in ("1", "true", "yes")
+    require(root / "DL_info.csv", "lesion table DL_info.csv")
+    slices = ReleaseTree(root, "Images_png", zips=("Images_png_*.zip",), prefixes=("Images_png/", ""))
+    if not slices.found:
+        raise SourceError(f"{root}: no Images_png/ folder and no Images_png_NN.zip")
     for group in _grouped(root):
         if isinstance(group, Reject):
             yield group
@@ -97,8 +105,8 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             continue
         yield RawSample(
             id=sid, split=split, task="grounding",
-            images=[ImageSource(path=str(slice_path(root, file_name)), kind="png16", window=(lo, hi),
-                                value_offset=HU_OFFSET, mode="L")],
+            images=[replace(slices.image(slice_name(file_name)), kind="png16", window=(lo, hi),
+                            value_offset=HU_OFFSET, mode="L")],
             messages=[turn("user", image(), PROMPT), turn("assistant", objects())],
             objects=objs,
             target={"labels": sorted({o["label"] for o in objs})},

@@ -3,11 +3,15 @@ seven other findings (Nagy et al., Sci. Data 2022).
 
 Get it from figshare (article 14825193). Licence CC BY 4.0 (paper). Files read:
 - `dataset.csv` (`filestem,patient_id,study_number,timehash,gender,age,laterality,projection,...`);
-- `images/<filestem>.png` (grey PNG; 8- and 16-bit both accepted: 8-bit passes through, 16-bit is scaled by
-  its own min/max);
+- `images_part1/` ... `images_part4/<filestem>.png` as the four figshare image zips unpack (the folder names
+  public preparation scripts read), or one merged `images/` folder; PNGs are found by file stem anywhere below
+  these folders (grey PNG; 8- and 16-bit both accepted: 8-bit passes through, 16-bit is scaled by its own
+  min/max);
 - `folder_structure/yolov5/labels/<filestem>.txt`, YOLO `class cx cy w h` normalised, classes from
   `folder_structure/yolov5/meta.yaml` when present, else the 9 classes of every public YAML, in order:
   boneanomaly, bonelesion, foreignbody, fracture, metal, periostealreaction, pronatorsign, softtissue, text.
+Labels: the YOLO class names are compact ids (`periostealreaction`, `softtissue`, ...); answers and
+`target.labels` use the words the prompt uses (`DISPLAY`: "periosteal reaction", "soft-tissue swelling", ...).
 Traps handled: class 8 `text` marks burned-in markers, not a finding, so its boxes never enter a sample
 (counted in `meta.text_boxes`); the file stem encodes `{patient:04d}_{timehash:010d}_{study:02d}_WRI-
 {L|R}{projection}_{M|F}{age:03d}` and is parsed for side, view and age; there is no official split, so
@@ -26,7 +30,7 @@ from pathlib import Path
 
 from medmo_data.families import yolo
 from medmo_data.formats.tables import iter_csv
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo, require
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.render import HINT, NO_OBJECTS
 from medmo_data.schema import image, objects, turn
 
@@ -39,10 +43,16 @@ INFO = SourceInfo(
 CLASSES = ["boneanomaly", "bonelesion", "foreignbody", "fracture", "metal", "periostealreaction",
            "pronatorsign", "softtissue", "text"]
 NOT_FINDINGS = {"text"}
+# YOLO class id -> the words a model should say (and the prompt lists).
+DISPLAY = {"boneanomaly": "bone anomaly", "bonelesion": "bone lesion", "foreignbody": "foreign body",
+           "fracture": "fracture", "metal": "metal", "periostealreaction": "periosteal reaction",
+           "pronatorsign": "pronator sign", "softtissue": "soft-tissue swelling"}
 LABELS = "folder_structure/yolov5/labels"
+IMAGE_DIRS = ("images", "images_part*")
 STEM = re.compile(r"^(\d{4})_(\d{10})_(\d{2})_WRI-([LR])([12])_([MF])(\d{3})$")
-PROMPT = ("Locate every finding in this paediatric wrist radiograph (fracture, bone anomaly, bone lesion, "
-          "foreign body, metal, periosteal reaction, pronator sign, soft-tissue swelling) and name each. " + HINT)
+PROMPT = ("Locate every finding in this paediatric wrist radiograph (" + ", ".join(
+    DISPLAY[c] for c in ("fracture", "boneanomaly", "bonelesion", "foreignbody", "metal", "periostealreaction",
+                         "pronatorsign", "softtissue")) + ") and name each. " + HINT)
 
 
 def patient_split(patient: str, val_pct: int = 10, test_pct: int = 10) -> str:
@@ -64,10 +74,24 @@ def class_names(root: Path) -> list[str]:
     return yolo.read_names(meta) if meta.exists() else CLASSES
 
 
+def image_index(root: Path) -> dict[str, Path]:
+    """file stem -> PNG under `images/` or `images_part1..4/` (any depth; sorted, first wins)."""
+    index: dict[str, Path] = {}
+    for pattern in IMAGE_DIRS:
+        for folder in sorted(p for p in root.glob(pattern) if p.is_dir()):
+            for png in sorted(folder.rglob("*.png")):
+                index.setdefault(png.stem, png)
+    return index
+
+
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     require(root / "dataset.csv", "dataset.csv")
     require(root / LABELS, "YOLO label folder")
-    names = class_names(root)
+    names = [DISPLAY.get(n, n) for n in class_names(root)]
+    images = image_index(root)
+    if not images:
+        raise SourceError(f"{root}: no PNG under images/ or images_part1/ ... images_part4/ (the unpacked "
+                          "figshare image zips)")
     val_pct, test_pct = int(options.get("val_pct", 10)), int(options.get("test_pct", 10))
     for item in iter_csv(root / "dataset.csv", required=["filestem", "patient_id"]):
         if isinstance(item, Reject):
@@ -82,7 +106,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if row["patient_id"].strip() != str(int(m.group(1))) and row["patient_id"].strip() != m.group(1):
             yield Reject(stem, "bad_filename", f"{rid}: stem patient {m.group(1)} != patient_id {row['patient_id']}")
             continue
-        path = root / "images" / f"{stem}.png"
+        path = images.get(stem, root / "images_part1" / f"{stem}.png")
         try:
             width, height = yolo.image_size(path)
             found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)

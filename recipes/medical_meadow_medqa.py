@@ -7,7 +7,10 @@ Get it from the Hugging Face hub, `medalpaca/medical_meadow_medqa`: one JSON arr
 with one of the option in the bracket"; `input` = `"Q:" + question + "? \\n" + <Python dict repr of the
 options A-E> + ","` (so a question that already ends in "?" gets "??"; an option holding an apostrophe is
 repr'd with double quotes); `output` = `"E: Lipohyalinosis"` (letter, colon, option text).
-The options are read with `ast.literal_eval` (never `eval`), the doubled "?" is undone, and the sample uses
+The appended "? " doubles the mark between question and options in two real forms: `...disease?? \n{'A':`
+(the question ended in "?") and `...condition? ? \n{'A':` (it ended in "? "); both are undone to one "?"
+(the separator is a newline; a literal backslash-n, as some copies show, is accepted too).
+The options are read with `ast.literal_eval` (never `eval`), and the sample uses
 the shared MCQ layout (`medmo_data.families.text_qa`): options lettered in source order, `target` = choices + answer
 letter + answer text. Rejects: input without an options dict or with an unparsable one (`malformed_options`),
 an answer letter that is not an option or whose text disagrees with it (`answer_mismatch`), empty fields.
@@ -42,6 +45,8 @@ INFO = SourceInfo(
 FILES = ("medical_meadow_medqa.json",)
 HUB_PATTERNS = meadow.hub_patterns(FILES)
 _OPTIONS_START = re.compile(r"\{\s*['\"]A['\"]\s*:")
+_SEPARATOR = re.compile(r"(?:\s|\\n)+$")  # blanks, newlines and literal backslash-n before the options
+_DOUBLED = re.compile(r"\?\s*\?$")  # "??" or "? ?": the source's "?" plus medalpaca's
 
 
 def parse_input(text: str) -> tuple[str, dict[str, str]]:
@@ -60,11 +65,9 @@ def parse_input(text: str) -> tuple[str, dict[str, str]]:
     choices = {str(k).strip(): str(v).strip() for k, v in options.items()}
     if any(len(k) != 1 or not k.isalpha() for k in choices) or not all(choices.values()):
         raise ValueError(f"option keys must be single letters with text, got {list(choices)}")
-    question = head.strip()
+    question = _SEPARATOR.sub("", head).strip()
     question = question[2:].strip() if question.startswith("Q:") else question
-    if question.endswith("??"):
-        question = question[:-1]
-    return question, choices
+    return _DOUBLED.sub("?", question), choices
 
 
 def _build(rid: str, row: dict[str, str], meta: dict[str, Any]) -> RawSample | Reject:

@@ -3,7 +3,11 @@
 Get it from https://github.com/jind11/MedQA (one archive): `data_clean/questions/US/{train,dev,test}.jsonl`
 (5 options A-E) and `US/4_options/phrases_no_exclude_{train,dev,test}.jsonl` (4 options A-D). Each line:
 `question`, `answer` (option text), `options` (dict letter -> text), `answer_idx` (letter), `meta_info`.
-Also read: the HF re-packaging `GBaker/MedQA-USMLE-4-options` (`data/{train,test}-*.parquet`).
+Also read: the HF re-packaging `GBaker/MedQA-USMLE-4-options`, whose main branch holds only
+`phrases_no_exclude_train.jsonl` and `phrases_no_exclude_test.jsonl` (the official 4-option rows) at the
+repository root, no dev file: a folder holding those files directly (or a `4_options/` folder alone) is read
+as the 4-option release, train -> train, test -> test (and dev -> val when present). Parquet exports of it
+(`data/{train,test}-*.parquet`, as the hub's parquet converter writes) are read too.
 Option `options=4` (default, the form MedMO is evaluated on) or `options=5`.
 `US_qbank.jsonl` holds every split, test included, and is never read (MedMO's own loader did: do not
 replicate). dev -> val, test -> test. A stray unmatched trailing `"` on a question is removed. Lines whose
@@ -27,7 +31,8 @@ INFO = SourceInfo(
              "dataset from medical exams, Applied Sciences 2021",
     images_per_sample=0,
 )
-HUB_PATTERNS = ["data/*.parquet", "*.md"]
+HUB_PATTERNS = ["phrases_no_exclude_*.jsonl", "*.md"]
+FOUR = "phrases_no_exclude_{}.jsonl"
 SPLITS = {"train": "train", "dev": "val", "test": "test"}
 
 
@@ -35,7 +40,20 @@ def _us_dir(root: Path) -> Path:
     for cand in (root / "data_clean" / "questions" / "US", root / "questions" / "US", root / "US", root):
         if (cand / "train.jsonl").exists() or (cand / "4_options").is_dir():
             return cand
-    raise SourceError(f"{root}: no data_clean/questions/US/ with train.jsonl or 4_options/ (MedQA layout)")
+    raise SourceError(f"{root}: no data_clean/questions/US/ with train.jsonl or 4_options/ (MedQA layout), and "
+                      f"no {FOUR.format('train')} at the top (GBaker/MedQA-USMLE-4-options layout)")
+
+
+def _four_option_files(root: Path, n: str) -> list[tuple[str, str, Path]] | None:
+    """(raw split, split, file) for a folder holding the 4-option files directly (the GBaker hub repo,
+    or the archive's `4_options/` folder given alone); None for another layout."""
+    if not (root / FOUR.format("train")).exists():
+        return None
+    if n != "4":
+        raise SourceError(f"{root}: holds only the 4-option files ({FOUR.format('*')}); options=5 needs the "
+                          "MedQA archive's data_clean/questions/US/")
+    return [(raw, split, root / FOUR.format(raw)) for raw, split in SPLITS.items()
+            if (root / FOUR.format(raw)).exists()]
 
 
 def _fix_question(q: str) -> str:
@@ -76,11 +94,15 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             for i, row in enumerate(iter_parquet(files)):
                 yield sample(f"hf-{split}-{i:05d}", split, row, files[0].name)
         return
-    us = _us_dir(root)
-    for raw_split, split in SPLITS.items():
-        path = us / "4_options" / f"phrases_no_exclude_{raw_split}.jsonl" if n == "4" else us / f"{raw_split}.jsonl"
-        if not path.exists():
-            raise SourceError(f"{path}: missing ({n}-option {raw_split} file)")
+    files = _four_option_files(root, n)
+    if files is None:
+        us = _us_dir(root)
+        files = [(raw, split, us / "4_options" / FOUR.format(raw) if n == "4" else us / f"{raw}.jsonl")
+                 for raw, split in SPLITS.items()]
+        for _, _, path in files:
+            if not path.exists():
+                raise SourceError(f"{path}: missing ({n}-option file)")
+    for raw_split, split, path in files:
         for item in iter_jsonl(path):
             if isinstance(item, Reject):
                 yield item

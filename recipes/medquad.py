@@ -17,15 +17,22 @@ one reject (`malformed_xml` / `non_utf8_text`) and a pair without a question is 
 Text: the space before "?" ("What is (are) X ?") and a doubled "? ?" are removed; answers keep their
 line breaks, runs of blanks (no-break spaces included) collapse to one space, and a bullet hidden in a run
 of blanks ("...percent    - Prediabetes") starts a new line.
-Ids `<folder>/<qid>` (qids repeat across folders). Single `train` split: MedQuAD's own test material (the
+Ids `<folder>/<file stem>/<qid>`: qids repeat across folders, and inside `1_CancerGov_QA` the sub-document
+files `0000013_2_1.xml` ... `0000013_2_6.xml` (and `0000013_3_N.xml`) reuse their parent's Document id and
+qids (`0000013_2-1` ...) for different questions: 42 real pairs share 8 `(folder, qid)` keys, none of them a
+duplicate; `(folder, file, qid)` is unique. A true duplicate (the same cleaned question AND answer as an
+earlier pair: 48 real pairs, all in `5_NIDDK_QA`, inside one file or across republished files such as
+`0000027.xml` = `0000037.xml`) is rejected as `duplicate_pair`, naming its file and the pair it repeats.
+Every reject's detail names its file. Single `train` split: MedQuAD's own test material (the
 LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medmo_data.families.text_qa import instruction_messages
@@ -91,7 +98,7 @@ def document(path: Path, folder: str) -> Iterator[RawSample | Reject]:
             continue
         q_el = _child(pair, "question")
         qid = (q_el.get("qid") if q_el is not None else None) or f"{doc_id}-{pair.get('pid') or n}"
-        rid = f"{folder}/{qid}"
+        rid = f"{folder}/{path.stem}/{qid}"
         question, answer = clean_question(_text(q_el)), clean_answer(_text(_child(pair, "answer")))
         if not question:
             yield Reject(rid, "empty_text", f"{path}: pair {pair.get('pid')} has no question")
@@ -104,6 +111,21 @@ def document(path: Path, folder: str) -> Iterator[RawSample | Reject]:
                         meta={"collection": folder, "document": doc_id, "source": source, "focus": focus,
                               "qtype": (q_el.get("qtype") or "") if q_el is not None else "",
                               "url": root.get("url") or ""})
+
+
+def drop_repeats(items: Iterator[RawSample | Reject], file_of: Callable[[str], str]) -> Iterator[RawSample | Reject]:
+    """Reject a pair whose question AND answer equal an earlier pair's as `duplicate_pair`;
+    `file_of(id)` names the file a pair came from, for the reject's detail."""
+    first: dict[bytes, str] = {}
+    for item in items:
+        if isinstance(item, RawSample):
+            key = hashlib.sha1(repr(item.messages).encode("utf-8")).digest()
+            if key in first:
+                yield Reject(item.id, "duplicate_pair", f"{file_of(item.id)}: same question and answer as "
+                                                        f"{first[key]}")
+                continue
+            first[key] = item.id
+        yield item
 
 
 def _csv(path: Path) -> Iterator[RawSample | Reject]:
@@ -126,12 +148,12 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     folders = sorted((p for p in root.rglob("*") if p.is_dir() and _FOLDER.match(p.name)),
                      key=lambda p: (int(p.name.split("_")[0]), p.name))
     if folders:
-        for folder in folders:
-            for path in sorted(folder.glob("*.xml")):
-                yield from document(path, folder.name)
+        pairs = (item for folder in folders for path in sorted(folder.glob("*.xml"))
+                 for item in document(path, folder.name))
+        yield from drop_repeats(pairs, lambda sid: sid.rsplit("/", 1)[0] + ".xml")  # <folder>/<stem>.xml
         return
     csvs = sorted(root.rglob(CSV_NAME)) or sorted(root.rglob("*.csv"))
     if csvs:
-        yield from _csv(csvs[0])
+        yield from drop_repeats(_csv(csvs[0]), lambda sid: csvs[0].name)
         return
     raise SourceError(f"{root}: no MedQuAD collection folders (e.g. 1_CancerGov_QA/*.xml) and no {CSV_NAME}")

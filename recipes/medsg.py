@@ -20,6 +20,9 @@ The label is the referring expression (`<|object_ref_start|>X<|object_ref_end|>`
 as `[x1, y1, x2, y2] (pixel coordinates)`, because the renderer only re-frames
 answer boxes. Image paths: everything up to `MedSG-Train/` / `MedSG-Bench/` is dropped, so a fork's
 absolute paths resolve too.
+From a hub id, `HUB_PATTERNS` fetch only the task JSON files and their PNG folders under `MedSG-Train/` and
+`MedSG-Bench/` at any depth, plus the card (the repository's exact file list was not seen: UNVERIFIED; if it
+ships images in archives, download it yourself and pass the unpacked folder).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, Sourc
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, text, turn
 
+HUB_PATTERNS = ["*MedSG-Train/*", "*MedSG-Bench/Task*", "*.md"]  # fnmatch: "*" also crosses "/"
 INFO = SourceInfo(
     name="medsg", title="MedSG-188K / MedSG-Bench", stages=(2, 4), tasks=("grounding",), modality="mixed",
     access="open", license="CC-BY-4.0", homepage="https://huggingface.co/MedSG-Bench",

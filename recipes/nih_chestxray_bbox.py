@@ -7,9 +7,15 @@ unrestricted with a link, acknowledgement of the NIH Clinical Center and a citat
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
 - The box list spells `Infiltrate`; the label file `Infiltration`. Labels are mapped to the label file's
-  14 names; anything else is rejected as `unknown_label`.
-- All boxes of one image make one grounding sample; the official patient-level lists give the split
-  (without them, a deterministic patient hash: 90/5/5).
+  14 names (anything else is rejected as `unknown_label`) and written as words (`Pleural_Thickening` ->
+  "Pleural Thickening", also in `meta.image_labels`).
+- All boxes of one image make one grounding sample.
+- Split: in the real release all 880 box images are in `test_list.txt`, so the official lists give no
+  training data, while the paper trains on these boxes (stages 2 and 4). Default `split=boxes`: the box
+  patients are split 80/10/10 train/val/test by a hash of the Patient ID (patient-disjoint; about 700 of the
+  880 images train), and `nih_vqa` gives every image of those patients the same split, so no image or
+  patient is train in one NIH source and val/test in the other. `-o split=official` keeps the official lists
+  (every box sample is then test, as for a classification benchmark on the official test list).
 - A few PNGs are RGBA: every image is converted to 8-bit grey.
 """
 
@@ -23,10 +29,10 @@ from medmo_data.families.chestxray14 import (
     Entry,
     canonical_label,
     data_entry_path,
+    display_label,
     image_index,
-    official_split,
-    patient_split,
     read_data_entry,
+    split_assigner,
 )
 from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
@@ -69,7 +75,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Entry):
             entries[e.image] = e
-    split_of = official_split(root)
+    split_of = split_assigner(root, options)
     images = image_index(root)
     per_image: dict[str, list[tuple[str, list[float]]]] = {}
     for item in _box_rows(box_file):
@@ -90,10 +96,10 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
                 objs = None
                 yield Reject(sid, "unknown_label", f"BBox_List_2017.csv {name}: Finding Label {label!r}")
                 break
-            objs.append({"image": 0, "label": canon, "bbox": boxes.from_xywh(x, y, w, h)})
+            objs.append({"image": 0, "label": display_label(canon), "bbox": boxes.from_xywh(x, y, w, h)})
         if objs is None:
             continue
-        split = split_of.get(name) if split_of is not None else patient_split(entry.patient)
+        split = split_of(name, entry.patient)
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{name} is in neither train_val_list.txt nor test_list.txt")
             continue
@@ -103,5 +109,5 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             messages=[turn("user", image(), PROMPT), turn("assistant", objects())],
             objects=objs, target={"labels": sorted({o["label"] for o in objs})},
             meta={"patient_id": entry.patient, "follow_up": entry.follow_up, "view": entry.view,
-                  "image_labels": list(entry.labels)},
+                  "image_labels": [display_label(lab) for lab in entry.labels]},
         )

@@ -6,7 +6,12 @@ header variants), `train_val_list.txt` / `test_list.txt` (the official patient-l
 images under `images/` (or Kaggle's `images_0NN/images/`). Not the NLM VQA-Med 2020 set.
 The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
 the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
-holds them as a sorted list for a set-based reward.
+holds them as a sorted list for a set-based reward. Labels are written as words (`Pleural_Thickening` ->
+"Pleural Thickening"), in the choices, the answer and `target`.
+Split (shared with `nih_chestxray_bbox`, see `medmo_data.families.chestxray14`): by default the official
+lists, except that every image of a patient in `BBox_List_2017.csv` takes that patient's box-set split, so
+the box recipe's val/test patients never reach train here (and its train patients never reach test);
+`-o split=official` keeps the official lists for every image.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from medmo_data.families.chestxray14 import (
     NO_FINDING,
     Entry,
     data_entry_path,
+    display_label,
     image_index,
-    official_split,
-    patient_split,
     read_data_entry,
+    split_assigner,
 )
 from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
@@ -34,7 +39,7 @@ INFO = SourceInfo(
     homepage="https://nihcc.app.box.com/v/ChestXray-NIHCC",
     citation="Wang et al., ChestX-ray8: hospital-scale chest X-ray database and benchmarks, CVPR 2017",
 )
-_CHOICES = ", ".join(LABELS)
+_CHOICES = ", ".join(map(display_label, LABELS))
 QUESTIONS = (
     f"Which thoracic diseases are visible in this chest X-ray? Choose from: {_CHOICES}; or answer '{NO_FINDING}'.",
     f"List all findings in this radiograph among {_CHOICES}. If there are none, answer '{NO_FINDING}'.",
@@ -47,7 +52,7 @@ def question_for(name: str) -> str:
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
-    split_of = official_split(root)
+    split_of = split_assigner(root, options)
     images = image_index(root)
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Reject):
@@ -55,15 +60,16 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             continue
         assert isinstance(e, Entry)
         sid = e.image.removesuffix(".png")
-        split = split_of.get(e.image) if split_of is not None else patient_split(e.patient)
+        split = split_of(e.image, e.patient)
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
             continue
-        answer = ", ".join(e.labels) if e.labels else NO_FINDING
+        words = [display_label(lab) for lab in e.labels]
+        answer = ", ".join(words) if words else NO_FINDING
         yield RawSample(
             id=sid, split=split, task="vqa",
             images=[ImageSource(path=str(images.get(e.image, root / "images" / e.image)), mode="L")],
             messages=vqa_messages(question_for(e.image), answer),
-            target={"labels": sorted(e.labels), "answer": answer},
+            target={"labels": sorted(words), "answer": answer},
             meta={"patient_id": e.patient, "follow_up": e.follow_up, "view": e.view},
         )

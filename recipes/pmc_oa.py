@@ -3,9 +3,10 @@ Access subset (Lin et al., PMC-CLIP, MICCAI 2023).
 
 Get it from Hugging Face `axiong/pmc_oa`: `pmc_oa.jsonl` (sub-captions split by ChatGPT; config `pmc_oa`)
 or `pmc_oa_beta.jsonl` (whole captions; `--option config=pmc_oa_beta`), older revisions `train.jsonl`,
-`valid.jsonl`, `test.jsonl` (read when present, as train/val/test); images from `images.zip`, found under
-`images/caption_T060_filtered_top4_sep_v0_subfigures/`, `caption_T060_filtered_top4_sep_v0_subfigures/` or
-`images/`. Licence: per-article PMC OA licences. Rows: `image` (e.g. `PMC212319_Fig3_4.jpg`), `caption`,
+`valid.jsonl`, `test.jsonl` (read when present, as train/val/test); images from `images.zip` (members
+`caption_T060_filtered_top4_sep_v0_subfigures/<image>`, as public loaders list them after extracting it into
+`images/`), read in place, or unpacked under `images/caption_T060_filtered_top4_sep_v0_subfigures/`,
+`caption_T060_filtered_top4_sep_v0_subfigures/` or `images/`. Licence: per-article PMC OA licences. Rows: `image` (e.g. `PMC212319_Fig3_4.jpg`), `caption`,
 optionally `pmcid`, `url_name`, `alignment_type`, `alignment_score`.
 Captions are kept as released (sub-figure letters such as "A. ..." included). `meta.pmcid` (the field, else
 the file-name prefix) is the decontamination key: PMC-VQA's benchmark figures come from the same OA subset,
@@ -18,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import clean, iter_csv, iter_jsonl, pmcid, vqa_messages
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
     name="pmc_oa", title="PMC-OA", stages=(2,), tasks=("caption",), modality="mixed", access="open",
@@ -55,9 +57,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         files = [(s, root / n) for s, n in OLD_SPLITS if (root / n).exists()]
     if not files:
         raise SourceError(f"{root}: no {config}.jsonl (or train/valid/test.jsonl) found")
-    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
-    if images is None:
-        raise SourceError(f"{root}: no image folder ({', '.join(IMAGE_DIRS)}); unzip images.zip first")
+    images = next((ReleaseTree(root, d) for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    if images is None:  # the hub's images.zip, read in place
+        images = ReleaseTree(root, SUBFIGS, zips=("images.zip",), prefixes=[f"{d}/" for d in IMAGE_DIRS] + [""])
+    if not images.found:
+        raise SourceError(f"{root}: no image folder ({', '.join(IMAGE_DIRS)}) and no images.zip")
     excluded = _excluded(options)
     for split, path in files:
         for item in iter_jsonl(path):
@@ -76,5 +80,5 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
                 yield Reject(rid, "benchmark_overlap", f"{pid} has a figure in {options['exclude']}")
                 continue
             yield RawSample(id=f"{split}-{Path(name).stem}", split=split, task="caption",
-                            images=[ImageSource(path=str(images / name))], messages=vqa_messages(PROMPT, caption),
+                            images=[images.image(name)], messages=vqa_messages(PROMPT, caption),
                             target={"caption": caption}, meta={"pmcid": pid, "image": name})

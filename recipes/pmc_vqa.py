@@ -4,9 +4,15 @@ arXiv 2305.10415).
 Get it from Hugging Face `xmcmic/PMC-VQA` (mirror `RadGenome/PMC-VQA`). Licence not stated on the card
 (treated as per-article PMC OA licences). Both releases are read, as MedMO did (`--option release=v1|v2|both`):
 - v2: `train_2.csv`, `test_2.csv` (`index, Figure_path, Caption, Question, Choice A..D, Answer, split`, with
-  `Answer` the LETTER), images `figures/<Figure_path>` (from `images_2.zip`);
+  `Answer` the LETTER), images `figures/<Figure_path>`: unpacked, or read in place from the hub's
+  `images_2.zip` (2.2 GB, members `figures/<Figure_path>`);
 - v1: `train.csv`, `test.csv` (or `test_clean.csv` when `test.csv` is absent) (`Figure_path, Question,
-  Answer, Choice A..D, Answer_label`, `Anwser` spelling accepted), images `images/<Figure_path>`.
+  Answer, Choice A..D, Answer_label`, `Anwser` spelling accepted), images `images/<Figure_path>`: unpacked,
+  or in place from `images.zip` (18.9 GB; members under `images/`, else `figures/`, else at the top: the
+  member prefix is not documented).
+From the hub id, `HUB_PATTERNS` fetch those CSVs, both zips and the card, not `oa_comm_use_file_list.csv`:
+about 21 GB, since the default reads both releases (patterns do not follow `--option`; for v2 alone, fetch
+`train_2.csv`, `test_2.csv` and `images_2.zip` yourself and pass the folder).
 Choices carry a letter prefix and stray spaces (`"  B: Left Anterior Descending "`): the prefix is removed.
 The letter is resolved to its text; the sample is `medmo_data.families.text_qa` MCQ (`target` has choices, letter,
 text) with the figure before the question. `--option explain=caption` adds the v2 `Caption` as the
@@ -24,8 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.text_qa import mcq_messages, mcq_target
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import iter_csv, pmcid
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 from medmo_data.schema import image
 
 INFO = SourceInfo(
@@ -35,8 +42,12 @@ INFO = SourceInfo(
              "arXiv 2305.10415",
     image_format="jpg",
 )
+HUB_PATTERNS = ["train_2.csv", "test_2.csv", "images_2.zip", "train.csv", "test.csv", "test_clean.csv", "images.zip",
+                "README.md"]
 RELEASES = {"v2": ("figures", (("train", "train_2.csv"), ("test", "test_2.csv"))),
             "v1": ("images", (("train", "train.csv"), ("test", "test.csv")))}
+# release -> (zip the hub ships, member prefixes to try in order)
+ZIPS = {"v2": ("images_2.zip", ("figures/", "")), "v1": ("images.zip", ("images/", "figures/", ""))}
 LETTERS = "ABCD"
 _PREFIX = re.compile(r"^\s*([A-D])\s*[:.)]\s*")
 _LETTER = re.compile(r"^([A-D])(?:\s*[:.)].*)?$", re.S)  # "B", "B:", "B: text"
@@ -48,20 +59,26 @@ def choice_text(cell: str, letter: str) -> str:
     return cell[m.end():].strip() if m and m.group(1) == letter else cell.strip()
 
 
-def _files(root: Path, releases: list[str]) -> list[tuple[str, str, Path, Path]]:
+def _files(root: Path, releases: list[str]) -> list[tuple[str, str, Path, ReleaseTree]]:
     out = []
     for rel in releases:
         folder, files = RELEASES[rel]
+        tree: ReleaseTree | None = None
         for split, name in files:
             path = root / name
             if split == "test" and rel == "v1" and not path.exists():
                 path = root / "test_clean.csv"
             if path.exists():
-                out.append((rel, split, path, root / folder))
+                if tree is None:
+                    tree = ReleaseTree(root, folder, zips=(ZIPS[rel][0],), prefixes=ZIPS[rel][1])
+                    if not tree.found:
+                        raise SourceError(f"{root}: {name} found but no {folder}/ folder or {ZIPS[rel][0]} "
+                                          f"(the {rel} figures)")
+                out.append((rel, split, path, tree))
     return out
 
 
-def _test_figures(files: list[tuple[str, str, Path, Path]]) -> set[str]:
+def _test_figures(files: list[tuple[str, str, Path, ReleaseTree]]) -> set[str]:
     figs: set[str] = set()
     for _, split, path, _ in files:
         if split != "test":
@@ -113,6 +130,6 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             caption = (row.get("Caption") or "").strip()
             msgs = mcq_messages(question, choices, letter, explanation=caption if explain and caption else None)
             msgs[-2]["content"].insert(0, image())  # the figure goes before the question
-            yield RawSample(id=sid, split=split, task="mcq", images=[ImageSource(path=str(images / fig))],
+            yield RawSample(id=sid, split=split, task="mcq", images=[images.image(fig)],
                             messages=msgs, target=mcq_target(choices, letter),
                             meta={"figure": fig, "pmcid": pmcid(fig), "release": rel})

@@ -4,8 +4,10 @@
 Get it from Hugging Face `FreedomIntelligence/PubMedVision`; licence apache-2.0. Files read:
 `PubMedVision_Alignment_VQA.json` and `PubMedVision_InstructionTuning_VQA.json` (647,031 records each), JSON
 lists of `{"id", "image": [paths], "conversations": [{"from": "human"|"gpt", "value"}], "modality",
-"body_part"}`; images from `images_{0..19}.zip` unzipped flat (`unzip -j ... -d images/`), the record's
-paths (`images/<name>.jpg`) being relative to the input folder. `--option subset=alignment|instruction|both`
+"body_part"}`; images from `images_{0..19}.zip` (about 57 GB), either unzipped flat as the card says
+(`unzip -j ... -d images/`; the record's paths `images/<name>.jpg` are relative to the input folder) or, when
+there is no `images/` folder, read in place from the zips the hub ships: a path is looked up by its file
+name in all twenty (the card's `-j` means the folders inside the zips do not matter). `--option subset=alignment|instruction|both`
 (default both; MedMO used the Alignment file only). The Chinese and original-caption files are not read.
 Traps: `image` is a LIST (multi-image samples exist: they get their own shard series); the raw turns carry no
 `<image>` token (HuatuoGPT-Vision's training code prepends one per image), so images are put before the
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.llava import LlavaError, image_list, llava_messages
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.json_stream import iter_json_objects, iter_json_records
 from medmo_data.formats.tables import clean
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
@@ -53,6 +56,9 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     present = [k for k in chosen if (root / SUBSETS[k][0]).exists()]
     if not present:
         raise SourceError(f"{root}: none of {[SUBSETS[k][0] for k in chosen]} found")
+    zipped = None if (root / "images").is_dir() else ReleaseTree(root, "images", zips=("images_*.zip",), flat=True)
+    if zipped is not None and not zipped.found:
+        raise SourceError(f"{root}: no images/ folder and no images_*.zip")
     for key in present:
         fname, task = SUBSETS[key]
         for item in iter_json_objects(iter_json_records(root / fname)):
@@ -72,7 +78,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             label = clean(r.get("modality"))
             yield RawSample(
                 id=sid, split="train", task=task, messages=msgs,
-                images=[ImageSource(path=str(root / n)) for n in names],
+                images=[ImageSource(path=str(root / n)) if zipped is None else zipped.image(n) for n in names],
                 modality=MODALITY.get(label.lower(), "mixed"),
                 meta={"subset": key, "modality_label": label, "body_part": clean(r.get("body_part"))},
             )

@@ -8,6 +8,9 @@ Files read: `quilt_pretrain.json` (a JSON list of `{"id", "image", "conversation
 "value": "...<image>..."}, {"from": "gpt", "value": caption}]}`), images `quilt_1m/<image>` (MedMO's layout
 `images/quilt_1m/` is accepted too). The `<image>` placeholder becomes the image part where it stands
 (`medmo_data.families.llava`); a record whose placeholder count differs from its image count is rejected.
+From the hub id only `quilt_pretrain.json` and the card are fetched (`HUB_PATTERNS`): the hub repository has
+the JSON, not the images (they are QUILT-1M's), so a build from the id alone rejects every record as
+`missing_image`; pass a folder that also holds QUILT-1M's `quilt_1m/` instead.
 Split: all `train` (the release has no other split). Fixtures are synthetic (no redistribution).
 """
 
@@ -21,6 +24,7 @@ from medmo_data.formats.json_stream import iter_json_objects, iter_json_records
 from medmo_data.formats.tables import clean
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 
+HUB_PATTERNS = ["quilt_pretrain.json", "*.md"]
 INFO = SourceInfo(
     name="quilt_llava_pretrain", title="Quilt-LLaVA-Pretrain", stages=(2,), tasks=("caption",),
     modality="pathology", access="registered", license="CC-BY-NC-ND-3.0",

@@ -3,8 +3,9 @@ captions and UMLS concepts (the ImageCLEFmedical 2023/2024 caption task data). I
 
 Two layouts:
 1. Zenodo release: `{train,valid,test}_captions.csv` (`ID,Caption`), optional `{split}_concepts_manual.csv`
-   or `{split}_concepts.csv` (`ID,CUIs`, `;`-separated) and the images unzipped from `{split}_images.zip`:
-   `<split>/<ID>.jpg` (some mirrors nest `<split>_images/<split>/<ID>.jpg`). 59,958 / 9,904 / 9,927.
+   or `{split}_concepts.csv` (`ID,CUIs`, `;`-separated) and the images from `{split}_images.zip`, unzipped
+   (`<split>/<ID>.jpg`; some mirrors nest `<split>_images/<split>/<ID>.jpg`) or read in place (members under
+   `<split>/`, `<split>_images/<split>/` or at the top: the member prefix is UNVERIFIED). 59,958 / 9,904 / 9,927.
 2. Hugging Face `eltorio/ROCOv2-radiology` (what MedMO read): `data/{train,validation,test}-*.parquet` with
    `image, image_id, caption, cui` (a list).
 Licence CC BY-NC-SA 4.0 (HF card; Zenodo terms UNVERIFIED). Splits as published (valid/validation -> val).
@@ -17,8 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.reports import caption_messages, hub_captions
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import clean, hf_splits, iter_csv
-from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
+from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
     name="rocov2", title="ROCOv2", stages=(2,), tasks=("caption",), modality="mixed", access="open",
@@ -40,11 +42,13 @@ def _concepts(root: Path, theirs: str) -> dict[str, list[str]]:
     return {}
 
 
-def _image_dir(root: Path, theirs: str) -> Path:
-    for d in (root / theirs, root / f"{theirs}_images" / theirs, root / f"{theirs}_images"):
-        if d.is_dir():
-            return d
-    return root / theirs
+def _image_tree(root: Path, theirs: str) -> ReleaseTree:
+    """The split's unpacked image folder, else its `{split}_images.zip` read in place."""
+    for d in (theirs, f"{theirs}_images/{theirs}", f"{theirs}_images"):
+        if (root / d).is_dir():
+            return ReleaseTree(root, d)
+    return ReleaseTree(root, theirs, zips=(f"{theirs}_images.zip",),
+                       prefixes=(f"{theirs}/", f"{theirs}_images/{theirs}/", f"{theirs}_images/", ""))
 
 
 def _zenodo(root: Path) -> Iterator[RawSample | Reject]:
@@ -53,7 +57,7 @@ def _zenodo(root: Path) -> Iterator[RawSample | Reject]:
         if not path.exists():
             continue
         cuis = _concepts(root, theirs)
-        images = _image_dir(root, theirs)
+        images = _image_tree(root, theirs)
         for item in iter_csv(path, required=["ID", "Caption"]):
             if isinstance(item, Reject):
                 yield item
@@ -63,7 +67,7 @@ def _zenodo(root: Path) -> Iterator[RawSample | Reject]:
             if not sid or not caption:
                 yield Reject(sid or item[0], "empty_text", "ID or Caption is empty")
                 continue
-            yield RawSample(id=sid, split=split, task="caption", images=[ImageSource(path=str(images / f"{sid}.jpg"))],
+            yield RawSample(id=sid, split=split, task="caption", images=[images.image(f"{sid}.jpg")],
                             messages=caption_messages(caption, sid), target={"caption": caption},
                             meta={"cuis": cuis.get(sid, [])})
 

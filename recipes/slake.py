@@ -9,10 +9,13 @@ top-left corner plus size; read as corners it gives y2 < y1).
 
 Samples: one VQA sample per question of the chosen language (`lang=en` by default, `lang=zh` for the
 Chinese questions) and one grounding sample per image with every box of its `detection.json`.
-Split integrity is per IMAGE: an image takes the strictest split any of its questions is in (test > val >
-train); a question filed in a laxer split than its image is rejected (`image_in_test` / `image_in_val`).
-With English only the three image sets are disjoint, so nothing is lost; the Chinese questions reuse
-test images in train (142 images), which is why the languages are never mixed in one build.
+Split integrity is per IMAGE and across BOTH languages: in the real files one image can have its English
+questions in `test.json` and its Chinese ones in `train.json` (e.g. `xmlab102`, qids 11934 / 4951) or the
+reverse (`xmlab1`, qids 0 / 12995); 142 images are in train in one language and test in the other. So an
+image is test if any language's `test.json` lists it, else val if any `validate.json` / `validation.json`
+lists it, else train, and every sample on it (its questions in the built language and its grounding sample)
+takes that split. A question moved that way keeps the file it came from in `meta.filed_split`; select
+`filed_split == split` to score on exactly the official question list.
 `imgs.zip` (as the hub ships it) is read in place when `imgs/` is not unpacked: same output bytes.
 Traps: Chinese yes/no answers (`是的`, `不是`), comma-joined multi-answers kept as text, JPEG bytes passed
 through untouched.
@@ -58,7 +61,8 @@ def _split_files(root: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _questions(root: Path, lang: str) -> list[tuple[str, dict[str, Any] | Reject]]:
+def _questions(root: Path) -> list[tuple[str, dict[str, Any] | Reject]]:
+    """(split file, record) for every record of every language; malformed ones as rejects."""
     out: list[tuple[str, dict[str, Any] | Reject]] = []
     for split, path in _split_files(root):
         recs = load_json(path)
@@ -67,8 +71,19 @@ def _questions(root: Path, lang: str) -> list[tuple[str, dict[str, Any] | Reject
         for n, r in enumerate(recs):
             if not isinstance(r, dict) or not clean(r.get("img_name")) or r.get("qid") is None:
                 out.append((split, Reject(f"{path.name}:{n}", "missing_field", "record lacks img_name or qid")))
-            elif r.get("q_lang") == lang:
+            else:
                 out.append((split, r))
+    return out
+
+
+def image_splits(questions: list[tuple[str, dict[str, Any] | Reject]]) -> dict[str, str]:
+    """img_name -> the strictest split (test > val > train) that ANY language's question on it is filed in."""
+    out: dict[str, str] = {}
+    for split, r in questions:
+        if isinstance(r, dict):
+            name = clean(r["img_name"])
+            if RANK[split] >= RANK[out.get(name, "train")]:
+                out[name] = split
     return out
 
 
@@ -108,7 +123,7 @@ def _grounding(imgs: ReleaseTree, name: str, split: str, first: dict[str, Any], 
         objects=[{"image": 0, "label": lab, "bbox": b} for lab, b in found],
         target={"labels": sorted({lab for lab, _ in found})},
         meta={"img_name": name, "location": clean(first.get("location")), "qid": -1, "lang": lang,
-              "content_type": "", "base_type": ""},
+              "content_type": "", "base_type": "", "filed_split": split},
     )
 
 
@@ -119,34 +134,28 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     imgs = ReleaseTree(root, "imgs")  # unpacked imgs/ or the hub's imgs.zip, read in place
     if not imgs.found:
         raise SourceError(f"{root}: no imgs/ folder or imgs.zip")
-    questions = _questions(root, lang)
-    image_split: dict[str, str] = {}
+    questions = _questions(root)
+    image_split = image_splits(questions)  # all languages: a zh test image is a test image for en too
     first_q: dict[str, dict[str, Any]] = {}
-    for split, r in questions:
-        if isinstance(r, dict):
-            name = clean(r["img_name"])
-            if RANK[split] >= RANK[image_split.get(name, "train")]:
-                image_split[name] = split
-            first_q.setdefault(name, r)
     for split, r in questions:
         if isinstance(r, Reject):
             yield r
             continue
-        qid, name = f"q{r['qid']}", clean(r["img_name"])
-        if image_split[name] != split:
-            yield Reject(qid, f"image_in_{image_split[name]}", f"{name} is a {image_split[name]} image; "
-                                                              f"question filed under {split}")
+        if r.get("q_lang") != lang:
             continue
+        qid, name = f"q{r['qid']}", clean(r["img_name"])
+        first_q.setdefault(name, r)
         q, a = clean(r.get("question")), clean(r.get("answer"))
         if not q or not a:
             yield Reject(qid, "empty_text", "question or answer is empty")
             continue
         yield RawSample(
-            id=qid, split=split, task="vqa", modality=MODALITY.get(clean(r.get("modality")), "mixed"),
+            id=qid, split=image_split[name], task="vqa", modality=MODALITY.get(clean(r.get("modality")), "mixed"),
             images=[imgs.image(name)], messages=vqa_messages(q, a),
             target={"answer": a, "answer_type": clean(r.get("answer_type")).lower()},
             meta={"img_name": name, "location": clean(r.get("location")), "qid": int(r["qid"]), "lang": lang,
-                  "content_type": clean(r.get("content_type")), "base_type": clean(r.get("base_type"))},
+                  "content_type": clean(r.get("content_type")), "base_type": clean(r.get("base_type")),
+                  "filed_split": split},
         )
-    for name in sorted(image_split, key=lambda n: (len(n), n)):
+    for name in sorted(first_q, key=lambda n: (len(n), n)):  # the images of the built language
         yield _grounding(imgs, name, image_split[name], first_q[name], lang)

@@ -58,3 +58,54 @@ def test_unknown_local_path_is_not_sent_to_the_hub(tmp_path):
 @pytest.mark.parametrize("bad", ["./rel/path", "a/b/c"])
 def test_non_hub_shapes(bad):
     assert not (cli.HUB_ID.match(bad) and not bad.startswith((".", "/")))
+
+
+def test_every_recipe_that_names_a_hub_repo_has_patterns():
+    """Without HUB_PATTERNS a hub id downloads the whole repository (PMC-VQA: ~21 GB, most of it unread)."""
+    import re
+
+    from medmo_data.recipe import all_recipes
+
+    named = [n for n, r in all_recipes().items() if re.search(r"Hugging Face|\bhub\b|\bHF\b", r.module.__doc__ or "")]
+    assert {"pmc_vqa", "medsg", "quilt_llava_pretrain", "slake", "medqa"} <= set(named)
+    assert [n for n in named if not getattr(all_recipes()[n].module, "HUB_PATTERNS", None)] == []
+
+
+# Real file lists of hub repositories (HF "Files" trees; see each recipe's docstring) -> the files the recipe reads.
+REAL_TREES = {
+    "pmc_vqa": ([".gitattributes", "README.md", "images.zip", "images_2.zip", "oa_comm_use_file_list.csv",
+                 "test.csv", "test_2.csv", "test_clean.csv", "train.csv", "train_2.csv"],
+                ["README.md", "images.zip", "images_2.zip", "test.csv", "test_2.csv", "test_clean.csv", "train.csv",
+                 "train_2.csv"]),
+    "pmc_oa": ([".gitattributes", "README.md", "images.zip", "pmc_oa.jsonl", "pmc_oa_beta.jsonl"],
+               ["README.md", "images.zip", "pmc_oa.jsonl", "pmc_oa_beta.jsonl"]),
+    "pubmed_vision": ([".gitattributes", "PubMedVision_Alignment_VQA.json", "PubMedVision_Chinese.json",
+                       "PubMedVision_InstructionTuning_VQA.json", "PubMedVision_Original_Caption.json", "README.md"]
+                      + [f"images_{i}.zip" for i in range(20)],
+                      ["PubMedVision_Alignment_VQA.json", "PubMedVision_InstructionTuning_VQA.json"]
+                      + [f"images_{i}.zip" for i in range(20)]),
+    "slake": ([".gitattributes", "KG.zip", "README.md", "imgs.zip", "mask.txt", "test.json", "train.json",
+               "validate.json"], ["README.md", "imgs.zip", "test.json", "train.json", "validate.json"]),
+    "medqa": ([".gitattributes", "README.md", "phrases_no_exclude_test.jsonl", "phrases_no_exclude_train.jsonl"],
+              ["README.md", "phrases_no_exclude_test.jsonl", "phrases_no_exclude_train.jsonl"]),
+    "medical_meadow_medqa": ([".gitattributes", "README.md", "medical_meadow_medqa.json"],
+                             ["README.md", "medical_meadow_medqa.json"]),
+    "meadow_mediqa": ([".gitattributes", "README.md", "medical_meadow_mediqa.json"],
+                      ["README.md", "medical_meadow_mediqa.json"]),
+    "pmc_instructqa": ([".gitattributes", "README.md", "release.json"], ["README.md", "release.json"]),
+    "medmcqa": ([".gitattributes", "README.md", "data/test-00000-of-00001.parquet",
+                 "data/train-00000-of-00001.parquet", "data/validation-00000-of-00001.parquet"],
+                ["README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
+                 "data/validation-00000-of-00001.parquet"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_TREES))
+def test_hub_patterns_select_exactly_the_files_read(name):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from medmo_data.recipe import get_recipe
+
+    tree, read = REAL_TREES[name]
+    patterns = get_recipe(name).module.HUB_PATTERNS
+    assert sorted(filter_repo_objects(tree, allow_patterns=patterns)) == sorted(read)

@@ -61,3 +61,15 @@ def test_show_boxes_on_objects(built):
     for sid in (ROD, SPIRO):
         assert_boxes_on_objects(s[sid]["json"], s[sid])
     assert_show_grid(tmp / "out" / "bacteria", tmp / "grid.png")
+
+
+def test_class_names_from_data_yaml_are_said_as_words(tmp_path):
+    """YOLO exports name classes as identifiers (`E_coli`); answers and target.labels use words."""
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+
+    raw = make("bacteria", tmp_path / "raw")
+    (raw / "data.yaml").write_text("nc: 1\nnames: [E_coli]\n")
+    out = {o.id: o for o in get_recipe("bacteria").records(raw, {}) if hasattr(o, "objects")}
+    rec = out[ROD]
+    assert {o["label"] for o in rec.objects} == {"E coli"} and rec.target["labels"] == ["E coli"]

@@ -62,3 +62,28 @@ def test_lung_window_row(built):
     px = np.asarray(Image.open(io.BytesIO(s["000098_04_02_135"]["0.png"])))
     # window -1500..500: air -1000 HU -> round(500/2000*255) = 64
     assert px[0, 0] == 64
+
+
+def test_release_zips_read_in_place_same_bytes(tmp_path):
+    """The NIH box ships Images_png_01.zip ... Images_png_56.zip (members Images_png/<folder>/<slice>.png):
+    read in place, split over two zips here, they give the unpacked build's shards byte for byte."""
+    import shutil
+    import zipfile
+
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("deeplesion", tmp_path / "raw")
+    ref = build(get_recipe("deeplesion"), raw, BuildOptions(output=tmp_path / "a"))
+    files = sorted(p for p in (raw / "Images_png").rglob("*") if p.is_file())
+    for k, part in enumerate((files[::2], files[1::2]), 1):
+        with zipfile.ZipFile(raw / f"Images_png_{k:02d}.zip", "w") as z:
+            for p in part:
+                z.write(p, p.relative_to(raw).as_posix())
+    shutil.rmtree(raw / "Images_png")
+    zipped = build(get_recipe("deeplesion"), raw, BuildOptions(output=tmp_path / "b"))
+    assert zipped.manifest["counts"] == ref.manifest["counts"]
+    assert zipped.manifest["rejects_by_reason"] == ref.manifest["rejects_by_reason"]
+    assert shard_digests(tmp_path / "a" / "deeplesion") == shard_digests(tmp_path / "b" / "deeplesion")

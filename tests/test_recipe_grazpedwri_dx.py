@@ -38,9 +38,23 @@ def test_boxes_after_conversion(built):
     assert boxes_of(s[R1]["json"]) == [("fracture", [40.0, 30.0, 100.0, 90.0])]
     assert s[R1]["json"]["meta"]["text_boxes"] == 1
     # box ending on the right edge, box overshooting the left edge clamped to 0
-    assert boxes_of(s[R2]["json"]) == [("metal", [160.0, 40.0, 200.0, 80.0]), ("softtissue", [0.0, 100.0, 22.0, 140.0])]
-    assert s[R2]["json"]["target"] == {"labels": ["metal", "softtissue"]}
-    assert boxes_of(s[L1]["json"]) == [("periostealreaction", [60.0, 60.0, 140.0, 120.0])]
+    assert boxes_of(s[R2]["json"]) == [("metal", [160.0, 40.0, 200.0, 80.0]),
+                                       ("soft-tissue swelling", [0.0, 100.0, 22.0, 140.0])]
+    assert s[R2]["json"]["target"] == {"labels": ["metal", "soft-tissue swelling"]}
+    assert boxes_of(s[L1]["json"]) == [("periosteal reaction", [60.0, 60.0, 140.0, 120.0])]
+
+
+def test_labels_are_the_words_of_the_prompt(built):
+    """meta.yaml names classes `periostealreaction`, `softtissue`, ...: the model is asked for and answers with
+    the words the prompt lists."""
+    from medmo_data.recipes.grazpedwri_dx import DISPLAY, PROMPT
+
+    _, s, _ = built
+    said = {o["label"] for x in s.values() for o in x["json"]["objects"]}
+    assert said == {"fracture", "metal", "soft-tissue swelling", "periosteal reaction"}
+    assert all(label in PROMPT for label in DISPLAY.values())
+    answer = render_messages(s[R2]["json"], "qwen3")[1]["content"][0]["text"]
+    assert answer == "metal <box>[[800, 250, 1000, 500]]</box>\nsoft-tissue swelling <box>[[0, 625, 110, 875]]</box>"
 
 
 def test_negatives_and_16bit(built):
@@ -93,3 +107,26 @@ def test_show_check_catches_a_misplaced_box(built):
     rec = {**s[L1]["json"], "objects": [{"image": 0, "label": "x", "bbox": [0.0, 0.0, 50.0, 50.0]}]}
     with pytest.raises(AssertionError, match="inside"):
         assert_boxes_on_objects(rec, s[L1])
+
+
+def test_images_part_folders_or_one_merged_folder(tmp_path):
+    """The figshare image zips unpack into images_part1/ ... images_part4/ (the fixture's layout); many users
+    merge them into images/. Both give the same shards; with neither the build stops naming both layouts."""
+    import shutil
+
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import SourceError, get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("grazpedwri_dx", tmp_path / "raw")
+    parts = build(get_recipe("grazpedwri_dx"), raw, BuildOptions(output=tmp_path / "a"))
+    (raw / "images").mkdir()
+    for png in sorted(raw.glob("images_part*/*.png")):
+        png.rename(raw / "images" / png.name)
+    merged = build(get_recipe("grazpedwri_dx"), raw, BuildOptions(output=tmp_path / "b"))
+    assert parts.manifest["counts"] == merged.manifest["counts"] and merged.manifest["counts"]["written"] == 5
+    assert shard_digests(tmp_path / "a" / "grazpedwri_dx") == shard_digests(tmp_path / "b" / "grazpedwri_dx")
+    shutil.rmtree(raw / "images")
+    with pytest.raises(SourceError, match="images_part1/"):
+        list(get_recipe("grazpedwri_dx").records(raw, {}))

@@ -144,7 +144,7 @@ def test_pubmed_causal_labels_and_typo(tmp_path):
 
 def test_medqa_options_from_the_python_repr(tmp_path):
     res = build_fixture("medical_meadow_medqa", tmp_path)
-    assert res.manifest["counts"] == {"read": 5, "written": 2, "rejected": 3}
+    assert res.manifest["counts"] == {"read": 7, "written": 4, "rejected": 3}
     assert _rejects(tmp_path, "medical_meadow_medqa") == {
         "0000002": "answer_mismatch", "0000003": "answer_mismatch", "0000004": "malformed_options"}
     s = by_id(read_samples(tmp_path / "out" / "medical_meadow_medqa"))
@@ -166,6 +166,35 @@ def test_medqa_options_from_the_python_repr(tmp_path):
     assert texts(rec2, "user").startswith("A 24-year-old woman has transmural inflammation with skip lesions on "
                                           "colonoscopy. What is the diagnosis?\n\nA. Crohn's disease\n")
     assert "decontaminate against MedQA test" in get_recipe("medical_meadow_medqa").info.notes
+
+
+@pytest.mark.parametrize("newline", ["\n", "\\n"])
+def test_medqa_real_doubled_marks_undone(newline):
+    """Real inputs: `...disease?? \n{` and `...condition? ? \n{` (medalpaca appended "? " to a question that
+    ended in "?" or "? "): one "?" is left, whether the separator is a newline or a literal backslash-n."""
+    import json
+
+    from medmo_data.recipes.medical_meadow_medqa import parse_input
+
+    from tests.fixtures import REAL
+
+    real = json.loads((REAL / "medical_meadow" / "medical_meadow_medqa.quoted_inputs.json").read_text("utf-8"))
+    q1, c1 = parse_input(real[0]["input"].replace("\n", newline))
+    assert q1.endswith("acute pancreatitis. Which of the following is the most likely etiology for this "
+                       "patient\u2019s disease?") and not q1.startswith("Q:")
+    assert c1["C"] == "Scorpion sting" and len(c1) == 5
+    q2, c2 = parse_input(real[1]["input"].replace("\n", newline))
+    assert q2.endswith("will be helpful in confirming the diagnosis of this condition?")
+    assert "? ?" not in q2 and "??" not in q2 and "\\n" not in q2
+    assert c2["E"] == "Hyperuricemia, hyperkalemia, hyperphosphatemia, lactic acidosis, and oxalate crystals"
+
+
+def test_medqa_real_rows_built(tmp_path):
+    build_fixture("medical_meadow_medqa", tmp_path)
+    s = by_id(read_samples(tmp_path / "out" / "medical_meadow_medqa"))
+    user = texts(s["0000006"]["json"], "user")
+    assert "diagnosis of this condition?\n\nA. Hyperkalemia" in user and "? ?" not in user
+    assert texts(s["0000005"]["json"], "assistant") == "C. Scorpion sting"
 
 
 def test_medqa_parse_input_exact_release_whitespace():

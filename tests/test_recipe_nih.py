@@ -20,11 +20,10 @@ def bbox(tmp_path_factory):
 def test_bbox_counts(bbox):
     res, _ = bbox
     m = res.manifest
-    # 13 real box rows on 13 images + 3 broken rows; one image in no split list.
-    assert m["rejects_by_reason"] == {"malformed_csv": 1, "not_in_label_file": 1, "not_in_split_lists": 1,
-                                      "unknown_label": 1}
+    # 13 real box rows on 13 images + 3 broken rows; the image in no split list is split by its patient.
+    assert m["rejects_by_reason"] == {"malformed_csv": 1, "not_in_label_file": 1, "unknown_label": 1}
     # 14 image groups (the Fracture row joins 00001688_000's group and rejects it) + 1 malformed row.
-    assert m["counts"] == {"read": 15, "written": 11, "rejected": 4}
+    assert m["counts"] == {"read": 15, "written": 12, "rejected": 3}
 
 
 def test_xywh_to_xyxy_and_resize(bbox):
@@ -36,6 +35,48 @@ def test_xywh_to_xyxy_and_resize(bbox):
     x, y, w, h = 225.084745762712, 547.019216763771, 86.7796610169491, 79.1864406779661
     assert rec["objects"][0]["bbox"] == pytest.approx([x / 2, y / 2, (x + w) / 2, (y + h) / 2])
     assert rec["objects"][0]["label"] == "Atelectasis"
+
+
+def _splits(samples):
+    by_image = {x["json"]["id"]: x["json"]["split"] for x in samples}
+    by_patient: dict[int, set[str]] = {}
+    for x in samples:
+        by_patient.setdefault(x["json"]["meta"]["patient_id"], set()).add(x["json"]["split"])
+    return by_image, by_patient
+
+
+def test_box_images_are_official_test_yet_train_by_default(tmp_path):
+    """Real release: every BBox_List_2017.csv image is in test_list.txt. The default split re-splits the box
+    patients, and nih_vqa follows it: no image or patient is train in one NIH source and val/test in the other."""
+    raw = tmp_path / "raw" / "nih_chestxray_bbox"
+    build_fixture("nih_chestxray_bbox", tmp_path)
+    build_fixture("nih_vqa", tmp_path)
+    box_names = {r.split(",")[0] for r in (raw / "BBox_List_2017.csv").read_text().splitlines()[1:]}
+    official_test = set((raw / "test_list.txt").read_text().split())
+    assert box_names - {"00017877_001.png", "00099999_000.png"} <= official_test
+    assert not box_names & set((raw / "train_val_list.txt").read_text().split())
+    bbox = read_samples(tmp_path / "out" / "nih_chestxray_bbox")
+    vqa = read_samples(tmp_path / "out" / "nih_vqa")
+    b_img, b_pat = _splits(bbox)
+    v_img, v_pat = _splits(vqa)
+    assert {x for x, sp in b_img.items() if sp == "train"} >= {"00014716_007", "00005066_030"}
+    assert b_img["00013118_008"] == "test" and b_img["00017877_001"] == "val"
+    for one, other in ((b_img, v_img), (v_img, b_img)):
+        for name, sp in one.items():
+            assert sp != "train" or other.get(name, "train") == "train", name
+    for one, other in ((b_pat, v_pat), (v_pat, b_pat)):
+        for pid, sps in one.items():
+            assert "train" not in sps or not other.get(pid, set()) - {"train"}, pid
+    # other images of a box patient follow the patient: 13118 is a box-test patient, 14716 a box-train one
+    assert v_img["00013118_000"] == "test" and v_img["00014716_000"] == v_img["00014716_001"] == "train"
+    assert v_img["00000003_001"] == "test" and v_img["00000001_000"] == "train"  # non-box: official lists
+
+
+def test_split_official_restores_the_lists(tmp_path):
+    res = build_fixture("nih_chestxray_bbox", tmp_path, recipe_options={"split": "official"})
+    s = read_samples(tmp_path / "out" / "nih_chestxray_bbox")
+    assert s and {x["json"]["split"] for x in s} == {"test"}
+    assert res.manifest["rejects_by_reason"]["not_in_split_lists"] == 1
 
 
 def test_infiltrate_renamed(bbox):
@@ -59,14 +100,16 @@ def test_vqa_answers_and_rgba(tmp_path):
     res = build_fixture("nih_vqa", tmp_path)
     s = by_id(read_samples(tmp_path / "out" / "nih_vqa"))
     rec = s["00000013_005"]["json"]
-    assert texts(rec, "assistant") == "Emphysema, Infiltration, Pleural_Thickening, Pneumothorax"
-    assert rec["target"]["labels"] == ["Emphysema", "Infiltration", "Pleural_Thickening", "Pneumothorax"]
+    # the label file's `Pleural_Thickening` is said as words, in the choices, the answer and the target
+    assert texts(rec, "assistant") == "Emphysema, Infiltration, Pleural Thickening, Pneumothorax"
+    assert rec["target"]["labels"] == ["Emphysema", "Infiltration", "Pleural Thickening", "Pneumothorax"]
+    assert "Pleural Thickening" in texts(rec, "user") and "_" not in texts(rec, "user")
     assert texts(s["00000002_000"]["json"], "assistant") == "No Finding"
     assert s["00000003_001"]["json"]["split"] == "test"
     # RGBA source converted to grey.
     img = Image.open(io.BytesIO(s["00004882_001"]["0.png"]))
     assert img.mode == "L"
-    assert res.manifest["rejects_by_reason"] == {"not_in_split_lists": 1}
+    assert res.manifest["rejects_by_reason"] == {}  # the unlisted image is a box patient's: split by patient
 
 
 def test_data_entry_header_variants(tmp_path):
@@ -80,3 +123,23 @@ def test_data_entry_header_variants(tmp_path):
     assert out[0] == Entry("00000001_000.png", ("Cardiomegaly",), 0, 1, "PA")
     assert isinstance(out[1], Reject) and out[1].reason == "unknown_label"
     assert isinstance(out[2], Reject) and out[2].reason == "malformed_csv"
+
+
+def test_kaggle_layout_images_0nn_images(tmp_path):
+    """NIH Box tarballs unpack into images/; Kaggle's copy is images_001/images/ ... images_012/images/.
+    Both give the same shards."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("nih_chestxray_bbox", tmp_path / "raw")
+    box = build(get_recipe("nih_chestxray_bbox"), raw, BuildOptions(output=tmp_path / "a"))
+    for i, png in enumerate(sorted((raw / "images").glob("*.png"))):
+        dest = raw / f"images_{1 + i % 2:03d}" / "images"
+        dest.mkdir(parents=True, exist_ok=True)
+        png.rename(dest / png.name)
+    (raw / "images").rmdir()
+    kaggle = build(get_recipe("nih_chestxray_bbox"), raw, BuildOptions(output=tmp_path / "b"))
+    assert kaggle.manifest["counts"] == box.manifest["counts"] and kaggle.manifest["counts"]["written"] == 12
+    assert shard_digests(tmp_path / "a" / "nih_chestxray_bbox") == shard_digests(tmp_path / "b" / "nih_chestxray_bbox")

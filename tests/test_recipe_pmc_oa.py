@@ -24,3 +24,23 @@ def test_exclude_pmc_vqa_test_articles(tmp_path):
     out = list(get_recipe("pmc_oa").records(raw, {"exclude": str(vqa / "test_2.csv")}))
     rejected = {o.id: o.reason for o in out if not hasattr(o, "messages")}
     assert rejected == {"pmc_oa.jsonl:2": "benchmark_overlap", "pmc_oa.jsonl:4": "empty_text"}
+
+
+def test_images_zip_read_in_place_same_bytes_as_unpacked(tmp_path):
+    """The hub's images.zip holds caption_T060_filtered_top4_sep_v0_subfigures/<image>; read in place it gives
+    the same shards as the tree public loaders unpack it into (images/caption_T060.../)."""
+    import zipfile
+
+    from medmo_data.build.distributor import BuildOptions, build
+    from tests.fixtures._zips import shard_digests, unzip_to
+
+    raw = make("pmc_oa", tmp_path / "raw")
+    with zipfile.ZipFile(raw / "images.zip") as z:
+        assert all(n.startswith("caption_T060_filtered_top4_sep_v0_subfigures/") for n in z.namelist())
+    zipped = build(get_recipe("pmc_oa"), raw, BuildOptions(output=tmp_path / "a"))
+    assert zipped.manifest["counts"]["written"] == 2
+    unzip_to(raw / "images.zip", raw / "images", "")
+    (raw / "images.zip").unlink()
+    unpacked = build(get_recipe("pmc_oa"), raw, BuildOptions(output=tmp_path / "b"))
+    assert unpacked.manifest["counts"] == zipped.manifest["counts"]
+    assert shard_digests(tmp_path / "a" / "pmc_oa") == shard_digests(tmp_path / "b" / "pmc_oa")

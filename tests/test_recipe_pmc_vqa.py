@@ -34,3 +34,33 @@ def test_release_and_explain_options(tmp_path):
     assert [o.id for o in out] == ["train_2-0", "train_2-2", "test_2-0"]
     assert out[0].messages[-1]["content"][0]["text"] == (
         "B. Left Anterior Descending\n\nExplanation: Coronary angiography of the left system.")
+
+
+def test_hub_zips_read_in_place_same_bytes_as_unpacked(tmp_path):
+    """The hub ships the figures only in images_2.zip (members figures/...) and images.zip (images/...):
+    read in place they give the same shards as the unpacked folders."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from tests.fixtures._zips import shard_digests, unzip_to
+
+    raw = make("pmc_vqa", tmp_path / "raw")
+    assert not (raw / "figures").exists() and not (raw / "images").exists()
+    zipped = build(get_recipe("pmc_vqa"), raw, BuildOptions(output=tmp_path / "a"))
+    assert zipped.manifest["counts"]["written"] == 4
+    unzip_to(raw / "images_2.zip", raw / "figures", "figures/")
+    unzip_to(raw / "images.zip", raw / "images", "images/")
+    (raw / "images_2.zip").unlink()
+    (raw / "images.zip").unlink()
+    unpacked = build(get_recipe("pmc_vqa"), raw, BuildOptions(output=tmp_path / "b"))
+    assert unpacked.manifest["counts"] == zipped.manifest["counts"]
+    assert shard_digests(tmp_path / "a" / "pmc_vqa") == shard_digests(tmp_path / "b" / "pmc_vqa")
+
+
+def test_csv_without_figures_is_a_source_error(tmp_path):
+    import pytest
+
+    from medmo_data.recipe import SourceError
+
+    raw = make("pmc_vqa", tmp_path / "raw")
+    (raw / "images_2.zip").unlink()
+    with pytest.raises(SourceError, match="no figures/ folder or images_2.zip"):
+        list(get_recipe("pmc_vqa").records(raw, {}))

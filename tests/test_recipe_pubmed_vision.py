@@ -30,3 +30,22 @@ def test_subset_option(tmp_path):
     raw = make("pubmed_vision", tmp_path / "raw")
     out = list(get_recipe("pubmed_vision").records(raw, {"subset": "alignment"}))
     assert {o.id for o in out} == {"alignment-PMC1_f1", "alignment-PMC2_f3", "alignment-PMC3_f2"}
+
+
+def test_hub_zips_read_in_place_same_bytes(tmp_path):
+    """From the hub id the images come only as images_N.zip: read in place (looked up by file name, as
+    `unzip -j` flattens them) they give the same shards as the unzipped images/ folder."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+    from tests.fixtures.pubmed_vision import make_hub
+
+    flat = make("pubmed_vision", tmp_path / "flat")
+    hub = make_hub(tmp_path / "hub" / "pubmed_vision")
+    assert not (hub / "images").exists() and sorted(p.name for p in hub.glob("images_*.zip")) == [
+        "images_0.zip", "images_1.zip"]
+    a = build(get_recipe("pubmed_vision"), flat, BuildOptions(output=tmp_path / "a"))
+    b = build(get_recipe("pubmed_vision"), hub, BuildOptions(output=tmp_path / "b"))
+    assert a.manifest["counts"] == b.manifest["counts"] and b.manifest["counts"]["written"] > 0
+    assert shard_digests(tmp_path / "a" / "pubmed_vision") == shard_digests(tmp_path / "b" / "pubmed_vision")

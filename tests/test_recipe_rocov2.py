@@ -26,3 +26,21 @@ def test_rocov2_hub_parquet(tmp_path):
     assert s["ROCOv2_2023_validation_000001"]["json"]["split"] == "val"
     assert s["ROCOv2_2023_train_000001"]["json"]["meta"]["cuis"] == ["C0040405", "C0817096"]
     assert texts(s["ROCOv2_2023_train_000002"]["json"], "assistant") == "train caption 2."
+
+
+def test_zenodo_image_zips_read_in_place_same_bytes(tmp_path):
+    """Zenodo ships {split}_images.zip: read in place they give the unpacked build's shards byte for byte."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests, zip_folder
+
+    raw = make("rocov2", tmp_path / "raw")
+    ref = build(get_recipe("rocov2"), raw, BuildOptions(output=tmp_path / "a"))
+    zip_folder(raw / "train", raw / "train_images.zip", "train/")
+    zip_folder(raw / "valid_images", raw / "valid_images.zip", "valid_images/")
+    zip_folder(raw / "test", raw / "test_images.zip", "")
+    assert not any(p.is_dir() for p in raw.iterdir())
+    zipped = build(get_recipe("rocov2"), raw, BuildOptions(output=tmp_path / "b"))
+    assert zipped.manifest["counts"] == ref.manifest["counts"] and zipped.manifest["counts"]["written"] == 3
+    assert shard_digests(tmp_path / "a" / "rocov2") == shard_digests(tmp_path / "b" / "rocov2")

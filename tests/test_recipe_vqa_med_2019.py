@@ -1,3 +1,6 @@
+import json
+import zipfile
+
 from tests.helpers import build_fixture, by_id, read_samples, texts
 
 
@@ -28,5 +31,42 @@ def test_vqa_med_2019(tmp_path):
     assert t["meta"] == {"image_id": "synpic43535", "category": "organ"}
     assert texts(s["test-modality-1"]["json"], "assistant") == "cta - ct angiography"
     assert all(len(x["json"]["images"]) == 1 for x in s.values())
-    raw = (tmp_path / "raw" / "vqa_med_2019" / "VQAMed2019Test" / "VQAMed2019_Test_Images" / "synpic54082.jpg").read_bytes()
+    with zipfile.ZipFile(tmp_path / "raw" / "vqa_med_2019" / "VQAMed2019Test" / "VQAMed2019_Test_Images.zip") as z:
+        raw = z.read("VQAMed2019_Test_Images/synpic54082.jpg")
     assert s["test-modality-1"]["0.jpg"] == raw
+    missing = json.loads((tmp_path / "out" / "vqa_med_2019" / "rejects.jsonl").read_text().splitlines()[-1])
+    assert "ImageClef-2019-VQA-Med-Training.zip:ImageClef-2019-VQA-Med-Training/Train_images/synpic103.jpg" in \
+        missing["detail"]
+
+
+def _build(raw, out):
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+
+    return build(get_recipe("vqa_med_2019"), raw, BuildOptions(output=out))
+
+
+def test_zips_nested_zips_and_unpacked_give_the_same_bytes(tmp_path):
+    """Release zips read in place (as shipped), Zenodo's test zip holding the images zip (a zip in a zip),
+    and the fully unpacked tree all give byte-identical shards."""
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests, unzip_to, zip_folder
+
+    raw = make("vqa_med_2019", tmp_path / "raw")
+    ref = _build(raw, tmp_path / "zips")
+    zip_folder(raw / "VQAMed2019Test", raw / "VQAMed2019Test.zip", "VQAMed2019Test/")  # Zenodo's test zip
+    nested = _build(raw, tmp_path / "nested")
+    unzip_to(raw / "VQAMed2019Test.zip", raw / "VQAMed2019Test", "VQAMed2019Test/")
+    unzip_to(raw / "VQAMed2019Test" / "VQAMed2019_Test_Images.zip", raw / "VQAMed2019Test" / "VQAMed2019_Test_Images",
+             "VQAMed2019_Test_Images/")
+    for name in ("ImageClef-2019-VQA-Med-Training", "ImageClef-2019-VQA-Med-Validation"):
+        unzip_to(raw / f"{name}.zip", raw / name, f"{name}/")
+        (raw / f"{name}.zip").unlink()
+    (raw / "VQAMed2019Test.zip").unlink()
+    (raw / "VQAMed2019Test" / "VQAMed2019_Test_Images.zip").unlink()
+    unpacked = _build(raw, tmp_path / "unpacked")
+    assert ref.manifest["counts"] == nested.manifest["counts"] == unpacked.manifest["counts"]
+    assert ref.manifest["counts"]["written"] == 14
+    digests = shard_digests(tmp_path / "zips" / "vqa_med_2019")
+    assert digests == shard_digests(tmp_path / "nested" / "vqa_med_2019")
+    assert digests == shard_digests(tmp_path / "unpacked" / "vqa_med_2019")

@@ -3,8 +3,15 @@
 - `Data_Entry_2017.csv` / `Data_Entry_2017_v2020.csv`: two header variants (`Patient Gender` or
   `Patient Sex`, with or without a trailing comma) — columns are read by position, which both share.
 - `train_val_list.txt` / `test_list.txt`: the official, patient-level split (FAQ Q09).
+- `BBox_List_2017.csv`: every one of its 880 images (726 patients) is in `test_list.txt` in the real release,
+  so the official lists leave the box recipe no training data. The default split (`split=boxes`) therefore
+  re-splits the box PATIENTS 80/10/10 by a hash of the Patient ID, and every NIH recipe gives every image of
+  a box patient that split (so no patient is train in one NIH source and val/test in the other); all other
+  images keep the official lists. `-o split=official` restores the official lists everywhere.
 - images: `images/<8 digits>_<3 digits>.png` (NIH box tarballs) or `images_0NN/images/...` (Kaggle).
-- label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`.
+- label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`. Files are matched
+  in the label file's spelling (`Pleural_Thickening`); what a model reads and says is `display_label`'s
+  ("Pleural Thickening").
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +31,8 @@ NO_FINDING = "No Finding"
 # Box-list spellings -> label-file spellings.
 ALIASES = {"Infiltrate": "Infiltration"}
 DATA_ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
+BOX_LIST = "BBox_List_2017.csv"
+SPLIT_MODES = ("boxes", "official")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class Entry:
     follow_up: int
     patient: int
     view: str
+
+
+def display_label(name: str) -> str:
+    """The words for a label-file name: `Pleural_Thickening` -> `Pleural Thickening`."""
+    return name.replace("_", " ")
 
 
 def canonical_label(name: str) -> str | None:
@@ -97,6 +111,49 @@ def patient_split(patient: int) -> str:
     """Deterministic patient-level fallback split (90/5/5) when the official lists are missing."""
     h = int(hashlib.sha1(f"nih-{patient}".encode()).hexdigest()[:8], 16) % 100
     return "test" if h < 5 else "val" if h < 10 else "train"
+
+
+def box_split(patient: int) -> str:
+    """Split of a box-set patient under `split=boxes`: 80/10/10 train/val/test by a hash of the Patient ID."""
+    h = int(hashlib.sha1(f"nih-box-{patient}".encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < 10 else "val" if h < 20 else "train"
+
+
+def patient_of(name: str) -> int | None:
+    """Patient ID from a release file name `{PatientID:08d}_{FollowUp:03d}.png`; None for other names."""
+    stem = name.removesuffix(".png")
+    pid, _, fu = stem.partition("_")
+    return int(pid) if len(pid) == 8 and pid.isdigit() and fu.isdigit() else None
+
+
+def box_patients(root: Path) -> set[int]:
+    """Patients with at least one image in `BBox_List_2017.csv` (first column; header and bad names skipped)."""
+    path = root / BOX_LIST
+    if not path.exists():
+        raise SourceError(f"{root}: no {BOX_LIST}; the default split=boxes needs it to keep the box set's "
+                          "val/test patients out of train (or pass -o split=official)")
+    with open(path, encoding="utf-8", newline="") as f:
+        names = [row[0].strip() for row in csv.reader(f) if row]
+    return {p for p in map(patient_of, names[1:]) if p is not None}
+
+
+def split_assigner(root: Path, options: dict[str, str]) -> Callable[[str, int], str | None]:
+    """(image name, patient) -> train/val/test, or None when the official lists do not name the image.
+
+    `split=boxes` (default): box-set patients take `box_split`, every other image the official lists;
+    `split=official`: the official lists for every image. Without the lists, `patient_split` stands in
+    for them."""
+    mode = options.get("split", "boxes")
+    if mode not in SPLIT_MODES:
+        raise SourceError(f"option split must be one of {SPLIT_MODES}, got {mode!r}")
+    lists = official_split(root)
+    boxed = box_patients(root) if mode == "boxes" else set()
+
+    def assign(name: str, patient: int) -> str | None:
+        if patient in boxed:
+            return box_split(patient)
+        return lists.get(name) if lists is not None else patient_split(patient)
+    return assign
 
 
 def image_index(root: Path) -> dict[str, Path]:

@@ -7,7 +7,8 @@ pre-converted "Bacteria" set). Rules:
 - exported values may overshoot [0, 1] slightly (rounding in the exporters): corners are clamped to the
   image before the conversion, so a box at the image edge ends exactly on the edge;
 - class names come from `meta.yaml` / `data.yaml` (`names:` list or `{id: name}` map) or a plain
-  `classes.txt` / `obj.names` (one name per line).
+  `classes.txt` / `obj.names` (one name per line); exports write them as identifiers (`E_coli`), so
+  `spoken` turns them into the words a model says.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def read_labels(path: Path, width: int, height: int) -> list[YoloBox]:
     except UnicodeDecodeError as exc:
         raise YoloError("non_utf8_text", f"{path}: byte {exc.start} is not UTF-8") from exc
     return parse_labels(text, width, height, str(path))
+
+
+def spoken(name: str) -> str:
+    """A class identifier as words: underscores become spaces (`E_coli` -> `E coli`), blanks collapse."""
+    return " ".join(name.replace("_", " ").split())
 
 
 def read_names(path: Path) -> list[str]:

@@ -1,49 +1,144 @@
-"""Files of a release either unpacked (`<root>/<folder>/...`) or still inside `<root>/<folder>.zip`
-(members `<folder>/...`, as hub re-hosts ship them, e.g. SLAKE's `imgs.zip`). Recipes ask for a relative
-name and get the same bytes either way; images from a zip travel as bytes, so nothing is extracted."""
+"""Files of a release either unpacked (`<root>/<folder>/...`) or still inside the zip(s) it ships, read in
+place. Recipes ask for a name relative to the folder and get the same bytes either way; images from a zip
+travel as bytes, so nothing is extracted.
+
+Real zips differ in where the folder sits: SLAKE's `imgs.zip` holds `imgs/xmlabN/...`, PMC-VQA's
+`images_2.zip` holds `figures/<name>` (the folder is named after neither), PMC-OA's `images.zip` holds
+`caption_T060_filtered_top4_sep_v0_subfigures/<name>`, VQA-Med-2019's test zip holds another zip of
+images, and PubMedVision's twenty `images_N.zip` are unzipped flat (`unzip -j`). So a tree names the zip
+files to look for (globs allowed), the member prefixes to try in order (the first one some member starts
+with wins; "" = members at the top), and optionally `flat=True`: a name is looked up by its base name in
+every zip. A zip inside a zip is copied once to an anonymous temporary file (`subtree`), never unpacked.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import zipfile
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 from medmo_data.recipe import ImageSource
 
 
+def _prefix(zf: zipfile.ZipFile, prefixes: Sequence[str]) -> str | None:
+    """The first candidate prefix that some member of zf starts with ("" matches any non-empty zip)."""
+    names = zf.namelist()
+    for p in prefixes:
+        if any(n.startswith(p) and n != p for n in names):
+            return p
+    return None
+
+
 class ReleaseTree:
-    def __init__(self, root: Path, folder: str) -> None:
+    """One folder of a release: a directory on disk, or the members of one or more zips under a prefix."""
+
+    def __init__(self, root: Path, folder: str, zips: Sequence[str] = (), prefixes: Sequence[str] = (),
+                 flat: bool = False) -> None:
         self.dir = root / folder
-        self.prefix = f"{folder}/"
-        self.zip: zipfile.ZipFile | None = None
-        self._names: set[str] = set()
-        if not self.dir.is_dir() and (root / f"{folder}.zip").exists():
-            self.zip = zipfile.ZipFile(root / f"{folder}.zip")
-            self._names = set(self.zip.namelist())
+        self.members: list[tuple[zipfile.ZipFile, str, str]] = []  # (zip, its prefix, label for messages)
+        self._flat: dict[str, tuple[int, str]] | None = None
+        self._keep: list[IO[bytes]] = []  # temporary copies of nested zips
+        if self.dir.is_dir():
+            return
+        wanted = list(prefixes) or [f"{folder}/"]
+        for pattern in zips or (f"{folder}.zip",):
+            for path in sorted(root.glob(pattern)):
+                if path.is_file() and zipfile.is_zipfile(path):
+                    self._add(zipfile.ZipFile(path), wanted, str(path), flat)
+        if flat:
+            self._index()
+
+    def _add(self, zf: zipfile.ZipFile, prefixes: Sequence[str], label: str, flat: bool) -> None:
+        p = "" if flat else _prefix(zf, prefixes)
+        if p is not None:
+            self.members.append((zf, p, label))
+
+    def _index(self) -> None:
+        self._flat = {}
+        for i, (zf, _, _) in enumerate(self.members):
+            for name in zf.namelist():
+                if not name.endswith("/"):
+                    self._flat.setdefault(PurePosixPath(name).name, (i, name))
+
+    @property
+    def zip(self) -> zipfile.ZipFile | None:
+        return self.members[0][0] if self.members else None
 
     @property
     def found(self) -> bool:
-        return self.dir.is_dir() or self.zip is not None
+        return self.dir.is_dir() or bool(self.members)
+
+    def _locate(self, rel: str) -> tuple[zipfile.ZipFile, str] | None:
+        if self._flat is not None:
+            hit = self._flat.get(PurePosixPath(rel).name)
+            return (self.members[hit[0]][0], hit[1]) if hit else None
+        for zf, prefix, _ in self.members:
+            try:
+                zf.getinfo(prefix + rel)
+            except KeyError:
+                continue
+            return zf, prefix + rel
+        return None
 
     def exists(self, rel: str) -> bool:
-        return (self.prefix + rel) in self._names if self.zip else (self.dir / rel).exists()
+        if not self.members:
+            return (self.dir / rel).exists()
+        return self._locate(rel) is not None
 
     def read_bytes(self, rel: str) -> bytes:
-        if self.zip is None:
+        if not self.members:
             return (self.dir / rel).read_bytes()
-        try:
-            return self.zip.read(self.prefix + rel)
-        except KeyError as exc:
-            raise FileNotFoundError(f"{self.prefix}{rel} is not in the zip") from exc
+        hit = self._locate(rel)
+        if hit is None:
+            raise FileNotFoundError(f"{self.where(rel)} is not in the zip")
+        return hit[0].read(hit[1])
 
     def where(self, rel: str) -> str:
-        return f"{self.dir}.zip:{self.prefix}{rel}" if self.zip else str(self.dir / rel)
+        """Where `rel` is (or would be), for messages: a path, or `archive.zip:member`."""
+        if not self.members:
+            return str(self.dir / rel)
+        hit = self._locate(rel)
+        if hit is None:
+            _, prefix, label = self.members[0]
+            return f"{label}:{prefix}{rel}"
+        return next(f"{label}:{hit[1]}" for zf, _, label in self.members if zf is hit[0])
 
     def image(self, rel: str) -> ImageSource:
-        """Path-based for an unpacked tree; bytes for a zip member (missing member -> an empty source that
-        the decoder rejects as `missing_image`)."""
-        if self.zip is None:
+        """Path-based for an unpacked tree; bytes for a zip member (missing member -> a path that does not
+        exist, which the decoder rejects as `missing_image`)."""
+        if not self.members:
             return ImageSource(path=str(self.dir / rel))
-        try:
-            return ImageSource(data=self.zip.read(self.prefix + rel))
-        except KeyError:
-            return ImageSource(path=str(self.dir / rel))  # does not exist: rejected as missing_image
+        hit = self._locate(rel)
+        return ImageSource(data=hit[0].read(hit[1])) if hit else ImageSource(path=self.where(rel))
+
+    def subtree(self, folder: str, zips: Sequence[str] = (), prefixes: Sequence[str] = (),
+                flat: bool = False) -> ReleaseTree:
+        """The folder `folder` inside this tree: a directory, the same zip under a longer prefix, or a zip
+        member of this tree (a nested zip, copied to a temporary file) with its own prefixes."""
+        if not self.members:
+            return ReleaseTree(self.dir, folder, zips, prefixes, flat)
+        sub = ReleaseTree.__new__(ReleaseTree)
+        sub.dir, sub.members, sub._flat, sub._keep = self.dir / folder, [], None, self._keep
+        for zf, prefix, label in self.members:
+            inner = f"{prefix}{folder}/"
+            if any(n.startswith(inner) and n != inner for n in zf.namelist()):
+                sub.members.append((zf, inner, label))
+        if not sub.members:
+            wanted = list(prefixes) or [f"{PurePosixPath(folder).name}/"]
+            for zf, prefix, label in self.members:
+                for name in zf.namelist():
+                    if name.startswith(prefix) and any(PurePosixPath(name[len(prefix):]).match(z)
+                                                       for z in zips or (f"{folder}.zip",)):
+                        copy = tempfile.TemporaryFile()
+                        with zf.open(name) as src:
+                            shutil.copyfileobj(src, copy, 1 << 20)
+                        copy.seek(0)
+                        self._keep.append(copy)
+                        if zipfile.is_zipfile(copy):
+                            sub._add(zipfile.ZipFile(copy), wanted, f"{label}:{name}", flat)
+        if flat:
+            sub._index()
+        return sub
