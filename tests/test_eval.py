@@ -50,7 +50,9 @@ def test_shard_items_follow_medevalkit_prompts(data):
     assert len(rad[0].images) == 1 and rad[0].images[0].size[0] > 0
     slake = list(items(data, reg["slake"]))
     en_vqa = _expected(data, "slake", lambda r: r["split"] == "test" and r["task"] == "vqa"
-                       and r["meta"].get("lang") == "en")
+                       and r["meta"].get("lang") == "en" and r["meta"]["filed_split"] == "test")
+    assert en_vqa and len(en_vqa) < len(_expected(data, "slake", lambda r: r["split"] == "test"
+                                                  and r["task"] == "vqa" and r["meta"].get("lang") == "en"))
     assert [i.id for i in slake] == [r["id"] for r in en_vqa] and all(i.kind == "open" for i in slake)
     assert slake[0].prompt.endswith("\nPlease answer the question concisely.")
     mcq = list(items(data, reg["medqa"]))

@@ -35,8 +35,9 @@ def test_vqa_med_2019(tmp_path):
         raw = z.read("VQAMed2019_Test_Images/synpic54082.jpg")
     assert s["test-modality-1"]["0.jpg"] == raw
     missing = json.loads((tmp_path / "out" / "vqa_med_2019" / "rejects.jsonl").read_text().splitlines()[-1])
-    assert "ImageClef-2019-VQA-Med-Training.zip:ImageClef-2019-VQA-Med-Training/Train_images/synpic103.jpg" in \
-        missing["detail"]
+    # the file a reject names is relative to the input (never an absolute path), archive member included
+    assert missing["file"] == "ImageClef-2019-VQA-Med-Training.zip:ImageClef-2019-VQA-Med-Training/Train_images/synpic103.jpg"
+    assert missing["detail"] == "image 0: file does not exist"
 
 
 def _build(raw, out):

@@ -99,8 +99,11 @@ def yes_no_vqa(rec: dict[str, Any], box_format: str) -> Item | None:
 def slake_vqa(rec: dict[str, Any], box_format: str) -> Item | None:
     """SLAKE English: the release's answer_type decides; CLOSED gets the single-word prompt. MedEvalKit
     uses the yes/no judge only for answers spelled "yes"/"no"; SLAKE writes "Yes"/"No", which therefore
-    go to the exact-match judge: kept, for comparable numbers."""
-    if rec["task"] != "vqa" or rec.get("meta", {}).get("lang", "en") != "en":
+    go to the exact-match judge: kept, for comparable numbers. Only the questions the release files in
+    test.json are scored (`meta.filed_split`): the recipe also holds out, as test, the questions that
+    train.json / validate.json ask about a test image, but they are not part of the benchmark."""
+    meta = rec.get("meta", {})
+    if rec["task"] != "vqa" or meta.get("lang", "en") != "en" or meta.get("filed_split", "test") != "test":
         return None
     q, a = _user_text(rec), str(rec["target"]["answer"])
     closed = str(rec["target"].get("answer_type", "")).lower() == "closed"
