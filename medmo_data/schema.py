@@ -167,7 +167,7 @@ def validate_record(rec: Any) -> None:
     for i, im in enumerate(images):
         p = f"images[{i}]"
         _need(isinstance(im, dict), p, "must be an object")
-        _need(im.get("member") in {f"{i}.{e}" for e in IMAGE_EXTS}, f"{p}.member",
+        _need(isinstance(im.get("member"), str) and im["member"] in {f"{i}.{e}" for e in IMAGE_EXTS}, f"{p}.member",
               f"must be '{i}.png' or '{i}.jpg', got {im.get('member')!r}")
         for k in ("width", "height", "source_width", "source_height"):
             v = im.get(k)

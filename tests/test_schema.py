@@ -26,6 +26,8 @@ def test_good_record_passes():
     ("objects[0].bbox", lambda r: r["objects"][0].update(bbox=[1.0, 1.0, 11.0, 5.0])),
     ("objects[0].image", lambda r: r["objects"][0].update(image=3)),
     ("images[0].member", lambda r: r["images"][0].update(member="0.gif")),
+    ("images[0].member", lambda r: r["images"][0].update(member=["0.png"])),  # unhashable: not a TypeError
+    ("images[0].member", lambda r: r["images"][0].update(member={"0": "png"})),
     ("images[0].width", lambda r: r["images"][0].update(width=0)),
     ("messages", lambda r: r["messages"][0]["content"].pop(0)),
     ("messages[1].role", lambda r: r["messages"][1].update(role="bot")),

@@ -11,6 +11,10 @@ from medmo_data.recipe import Recipe
 
 from .normalize import NormalizeOptions, dump_json
 
+# Bumped whenever the library changes the bytes it writes for unchanged input and options (2: 8-bit PNGs
+# pass through with their metadata chunks dropped; JPEGs of the folder recipe pass through).
+PIPELINE_VERSION = 2
+
 
 @dataclass
 class BuildOptions:
@@ -29,8 +33,9 @@ class BuildOptions:
     max_reject_rate: float = 0.5  # one reject reason over this share of the records read fails the build
 
     def digest(self, recipe: Recipe) -> str:
-        """What changes shard contents: recipe version, pixel options, recipe options, chunk size."""
-        payload = {"recipe": recipe.info.name, "version": recipe.info.version,
+        """What changes shard contents: pipeline and recipe versions, pixel options, recipe options, chunk
+        size. A resumed build reuses a shard only when this matches, so old and new bytes never mix."""
+        payload = {"pipeline": PIPELINE_VERSION, "recipe": recipe.info.name, "version": recipe.info.version,
                    "normalize": asdict(self.normalize), "recipe_options": self.recipe_options,
                    "shard_samples": self.shard_samples, "max_shard_bytes": self.max_shard_bytes}
         if self.redact_paths:  # stats files then name rejected files by hash: not reusable without it
