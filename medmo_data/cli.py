@@ -206,6 +206,7 @@ def mix_cmd(
     """Resolve a stage spec against built sources: decontaminate, dedup, filter; write the stage manifest."""
     from medmo_data.mix.mixer import MixError, MixOptions, find_spec
     from medmo_data.mix.mixer import mix as run_mix
+    from medmo_data.mix.publish import PublishError
 
     if (stage is None) == (spec is None):
         fail("pass exactly one of --stage N or --spec FILE")
@@ -218,6 +219,8 @@ def mix_cmd(
         man, path = run_mix(spec_path, opts)
     except MixError as exc:
         fail(str(exc))
+    except PublishError as exc:  # a full disk: nothing replaced, one line, exit 1
+        fail(str(exc), 1)
     f = man["filters"]
     t = Table(title=f"stage {man['stage']} ({man['kind']}) -> {path}")
     for col in ("source", "samples", "weight", "excluded"):

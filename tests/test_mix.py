@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from medmo_data.cli import app
 from medmo_data.mix.mixer import MixError, MixOptions, licence_classes, load_spec, mix
+from medmo_data.mix.publish import PublishError
 from medmo_data.mix.stage import load_stage_manifest
 from medmo_data.shards.writer import INDEX_SCHEMA
 from tests.helpers import build_fixture, read_samples
@@ -217,3 +220,74 @@ def test_budget_matches_the_tiny_processor(vqa_rad, tmp_path):
     b = man["filters"]["budget"]
     assert (b["dropped"], b["max_tokens_seen"]) == (len(over), max(direct.values()))
     assert load_stage_manifest(out).sources[0].excluded_keys == over
+
+
+class _FullDisk:
+    """A file on a full disk: writes half of what it is given, then fails with ENOSPC."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def write(self, data: Any) -> int:
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.f.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
+
+
+def _dup_sources(data: Path, second: bool) -> None:
+    write_source(data, "a", [index_row("a1", sha="11" * 32, dhash=1), index_row("a2", sha="12" * 32, dhash=2)])
+    write_source(data, "b", [index_row("b1", sha="11" * 32 if second else "13" * 32, dhash=1)])
+
+
+def test_a_failed_mix_leaves_the_previous_outputs_byte_identical(tmp_path, monkeypatch):
+    """#15.4: a full disk while writing the new stage manifest keeps the old manifest and exclusions."""
+    import builtins
+    import io
+
+    data, out = tmp_path / "data", tmp_path / "m" / "stage2.json"
+    _dup_sources(data, second=False)
+    spec = spec_file(tmp_path, ["a", "b"])
+    mix(spec, MixOptions(data=data, out=out))
+    excluded = out.with_name("stage2.excluded.jsonl")
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert set(before) == {"stage2.json", "stage2.excluded.jsonl"} and before["stage2.excluded.jsonl"] == b""
+    _dup_sources(data, second=True)  # the next mix has one exclusion and other counts
+
+    real_open = io.open
+
+    def full_disk_open(file: Any, mode: str = "r", *a: Any, **k: Any) -> Any:
+        f = real_open(file, mode, *a, **k)
+        return _FullDisk(f) if "stage2.json" in os.fspath(file) and set(mode) & set("wax") else f
+
+    with monkeypatch.context() as m:
+        m.setattr(io, "open", full_disk_open)
+        m.setattr(builtins, "open", full_disk_open)
+        r = CliRunner().invoke(app, ["mix", "--spec", str(spec), "--data", str(data), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    line = " ".join(r.output.split())
+    assert "stage2.json: No space left on device; previous outputs left unchanged" in line
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no temporary file left either
+    # a failing rename of the manifest (after the exclusions were renamed) puts the old exclusions back
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst).name == "stage2.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        with pytest.raises(PublishError, match="previous outputs restored"):
+            mix(spec, MixOptions(data=data, out=out))
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    mix(spec, MixOptions(data=data, out=out))  # and with room on the disk, both files are replaced
+    assert json.loads(excluded.read_text())["key"] == "b1" and out.read_bytes() != before["stage2.json"]

@@ -35,6 +35,7 @@ from .decontam import (
     trap_hits,
 )
 from .dedup import dedup, dedup_frame
+from .publish import publish
 from .stage import KINDS, STAGE_SCHEMA
 
 SPEC_KEYS = ("stage", "kind", "sources", "training")
@@ -323,7 +324,6 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         if "score" in d:
             d["score"] = round(float(d["score"]), 4)
         lines.append(json.dumps(d, sort_keys=True, ensure_ascii=False))
-    ex_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     rows_out = e.unique("row").group_by("source").len() if e.height else pl.DataFrame({"source": [], "len": []})
     n_out = dict(rows_out.iter_rows())
     total = sum(sh["samples"] for s in kept for sh in s["shards"]) or 1
@@ -375,5 +375,7 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
            "spec": {"path": _rel(spec_path, base), "sha256": _sha256(spec_path)},
            "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
            "training": spec["training"]}
-    out.write_text(json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # exclusions first, the manifest last; all or nothing (a full disk leaves the previous pair as it was)
+    publish([(ex_path, "".join(line + "\n" for line in lines).encode("utf-8")),
+             (out, (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))])
     return man
