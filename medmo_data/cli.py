@@ -230,6 +230,10 @@ def mix_cmd(
     out.print(t)
     out.print("excluded: " + (", ".join(f"{k}={v}" for k, v in f["by_reason"].items()) or "none")
               + f"; {man['samples']:,} samples in {man['_seconds']:.1f}s")
+    if man.get("tasks") is not None:
+        by_src = ", ".join(f"{k} {v:,}" for k, v in f["tasks"]["by_source"].items())
+        out.print(f"tasks: {', '.join(man['tasks'])}; {f['tasks']['rows_filtered']:,} rows of other tasks left out"
+                  + (f" ({by_src})" if by_src else ""))
     for m in f["missing_sources"]:
         console.print(f"[yellow]missing[/yellow] {m['name']}: {m['reason']} -> {m['build']}", highlight=False)
 

@@ -291,3 +291,42 @@ def test_a_failed_mix_leaves_the_previous_outputs_byte_identical(tmp_path, monke
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
     mix(spec, MixOptions(data=data, out=out))  # and with room on the disk, both files are replaced
     assert json.loads(excluded.read_text())["key"] == "b1" and out.read_bytes() != before["stage2.json"]
+
+
+def test_stage4_keeps_box_tasks_only(tmp_path):
+    """#14.2: the spec's `tasks` filter drops SLAKE's VQA rows from stage 4, lists and counts them."""
+    data = tmp_path / "data"
+    write_source(data, "slake", [
+        index_row("v1", sha="01" * 32, dhash=1, task="vqa", prompt="Is this a CT?"),
+        index_row("v2", sha="02" * 32, dhash=2, task="vqa", prompt="Which organ is abnormal?"),
+        index_row("g1", sha="01" * 32, dhash=1, task="grounding", prompt="Locate the liver.", n_objects=1),
+    ])
+    write_source(data, "bacteria", [index_row("d1", sha="03" * 32, dhash=3, task="detection", prompt="Find cells.")])
+    write_source(data, "nih_chestxray_bbox", [index_row("n1", sha="04" * 32, dhash=4, task="classification",
+                                                        prompt="Which finding?")])
+    assert load_spec(SPECS / "stage4.yaml")["tasks"] == ["grounding", "detection"]
+    out = tmp_path / "m" / "stage4.json"
+    r = CliRunner().invoke(app, ["mix", "--stage", "4", "--data", str(data), "--out", str(out), "--allow-missing"])
+    assert r.exit_code == 0, r.output
+    assert "tasks: grounding, detection; 3 rows of other tasks left out (nih_chestxray_bbox 1, slake 2)" in " ".join(
+        r.output.split())
+    man = json.loads(out.read_text())
+    assert man["tasks"] == ["grounding", "detection"]
+    assert {s["name"]: (s["samples"], s["filtered_by_task"]) for s in man["sources"]} == {
+        "nih_chestxray_bbox": (0, 1), "bacteria": (1, 0), "slake": (1, 2)}
+    assert man["filters"]["tasks"] == {"keep": ["grounding", "detection"], "rows_filtered": 3,
+                                       "by_source": {"nih_chestxray_bbox": 1, "slake": 2},
+                                       "by_task": {"classification": 1, "vqa": 2}}
+    assert man["filters"]["by_reason"] == {"task": 3}
+    rows = [json.loads(line) for line in out.with_name("stage4.excluded.jsonl").read_text().splitlines()]
+    assert {(x["source"], x["key"], x["reason"], x["rule"]) for x in rows} == {
+        ("slake", "v1", "task", "vqa"), ("slake", "v2", "task", "vqa"),
+        ("nih_chestxray_bbox", "n1", "task", "classification")}
+    st = load_stage_manifest(out)
+    assert {s.name: s.excluded_keys for s in st.sources} == {"nih_chestxray_bbox": {"n1"}, "bacteria": set(),
+                                                           "slake": {"v1", "v2"}}
+    # without the key every task enters, and the manifest says so
+    man, _ = mix(spec_file(tmp_path, ["slake"]), MixOptions(data=data, out=tmp_path / "all.json"))
+    assert man["tasks"] is None and man["sources"][0]["samples"] == 3 and man["filters"]["tasks"]["rows_filtered"] == 0
+    with pytest.raises(MixError, match="field tasks must be a non-empty list of task names"):
+        mix(spec_file(tmp_path, ["slake"], tasks=["boxes"]), MixOptions(data=data, out=tmp_path / "x.json"))

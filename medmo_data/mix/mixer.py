@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from medmo_data.schema import TASKS
+
 from .budget import TextCounter, image_tokens
 from .decontam import (
     BENCHMARKS,
@@ -103,6 +105,10 @@ def load_spec(path: Path) -> dict[str, Any]:
         raise MixError(f"{path}: field kind must be one of {KINDS}, got {spec['kind']!r}")
     if spec.get("weight_meaning", "epochs") not in WEIGHT_MEANINGS:
         raise MixError(f"{path}: field weight_meaning must be one of {tuple(WEIGHT_MEANINGS)}")
+    tasks = spec.get("tasks")
+    if tasks is not None and (not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks)):
+        raise MixError(f"{path}: field tasks must be a non-empty list of task names from {TASKS} "
+                       f"(absent = all tasks), got {tasks!r}")
     for i, s in enumerate(spec["sources"]):
         if not isinstance(s, dict) or "name" not in s:
             raise MixError(f"{path}: field sources[{i}].name missing")
@@ -227,6 +233,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
     max_tokens = budget.get("max_prompt_tokens")
     image = spec.get("image") or {}
     counter = TextCounter(opts.tokenizer, budget.get("system_prompt")) if max_tokens else None
+    tasks: list[str] | None = spec.get("tasks")
 
     excl: list[pl.DataFrame] = []
     dd: list[pl.DataFrame] = []
@@ -242,7 +249,12 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
             df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
             files.append((si, folder / idx, row0, row0 + df.height))
             row0 += df.height
-            ex = [trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap"))]
+            ex, keys = [], df.select("row", "key", "id")
+            if tasks is not None:  # rows of other tasks are listed (reason `task`) so the loader skips them
+                other = ~pl.col("task").is_in(tasks)
+                ex.append(df.filter(other).select("row", reason=pl.lit("task"), rule=pl.col("task")))
+                df = df.filter(~other)
+            ex.append(trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap")))
             if ts is not None:
                 hits = ts.match(df)
                 if hits.height:
@@ -256,7 +268,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                                             rule=pl.lit(f"> {max_tokens}")))
             e = pl.concat([x.cast({"row": pl.Int64}) for x in ex], how="diagonal_relaxed")
             if e.height:
-                e = e.join(df.select("row", "key", "id"), on="row").with_columns(source=pl.lit(s["name"]))
+                e = e.join(keys, on="row").with_columns(source=pl.lit(s["name"]))
                 excl.append(e)
             if opts.deduplicate:
                 gone = e.select("row") if e.height else pl.DataFrame(schema={"row": pl.Int64})
@@ -267,7 +279,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
         if drops.height:
             excl.append(_resolve_keys(drops, files, kept))
     man = _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
-                 max_tokens, tokens_seen, counter, dopts, dinfo)
+                 max_tokens, tokens_seen, counter, dopts, dinfo, tasks)
     man["_seconds"] = time.perf_counter() - t0
     return man, out
 
@@ -309,7 +321,7 @@ def _read_splits(s: dict) -> list[str]:
 
 
 def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
-           max_tokens, tokens_seen, counter, dopts, dinfo) -> dict[str, Any]:
+           max_tokens, tokens_seen, counter, dopts, dinfo, tasks) -> dict[str, Any]:
     base = out.parent
     base.mkdir(parents=True, exist_ok=True)
     ex_path = out.with_name(out.stem + ".excluded.jsonl")
@@ -326,6 +338,8 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         lines.append(json.dumps(d, sort_keys=True, ensure_ascii=False))
     rows_out = e.unique("row").group_by("source").len() if e.height else pl.DataFrame({"source": [], "len": []})
     n_out = dict(rows_out.iter_rows())
+    by_task = e.filter(pl.col("reason") == "task")
+    task_out = dict(by_task.group_by("source").len().iter_rows()) if by_task.height else {}
     total = sum(sh["samples"] for s in kept for sh in s["shards"]) or 1
     meaning = spec.get("weight_meaning", "epochs")
     n_after = {s["name"]: sum(sh["samples"] for sh in s["shards"]) - n_out.get(s["name"], 0) for s in kept}
@@ -339,7 +353,8 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
                "license": s["man"].get("license"), "access": s["man"].get("access"),
                "shards": [{"path": _rel(s["manifest"].parent / sh["path"], base), "sha256": sh["sha256"],
                            "samples": sh["samples"]} for sh in s["shards"]],
-               "excluded_keys": ex_path.name if n_out.get(s["name"]) else None}
+               "excluded_keys": ex_path.name if n_out.get(s["name"]) else None,
+               "filtered_by_task": task_out.get(s["name"], 0)}
         if meaning == "epochs":
             src["epochs"], src["draws"] = s["weight"], int(round(s["weight"] * n))
         sources.append(src)
@@ -367,13 +382,16 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         "licence": {"exclude_access": sorted(opts.exclude_access), "exclude_licence": sorted(opts.exclude_licence),
                     "sources_excluded": dropped_sources},
         "missing_sources": missing,
+        "tasks": {"keep": tasks, "rows_filtered": by_task.height,
+                  "by_source": {k: task_out[k] for k in sorted(task_out, key=lambda n: order.get(n, 0))},
+                  "by_task": by(by_task, "rule")},
     }
     man = {"schema": STAGE_SCHEMA, "stage": stage, "kind": spec["kind"], "title": spec.get("title", ""),
            "seed": opts.seed, "box_format": spec.get("box_format", "qwen3"), "image": spec.get("image"),
            "weight_meaning": "probability", "weight_meaning_text": WEIGHT_MEANINGS["probability"],
            "spec_weight_meaning": meaning, "draws_per_epoch": sum(s.get("draws", 0) for s in sources) or None,
            "spec": {"path": _rel(spec_path, base), "sha256": _sha256(spec_path)},
-           "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
+           "tasks": tasks, "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
            "training": spec["training"]}
     # exclusions first, the manifest last; all or nothing (a full disk leaves the previous pair as it was)
     publish([(ex_path, "".join(line + "\n" for line in lines).encode("utf-8")),
