@@ -45,15 +45,17 @@ def index_row(key: str, **kw: Any) -> dict[str, Any]:
 
 
 def write_source(data: Path, name: str, rows: list[dict[str, Any]], license: str = "CC-BY-4.0",
-                 access: str = "open") -> Path:
-    """A built source as mix sees it: per-shard index Parquet + manifest.json (tars are never read)."""
+                 access: str = "open", drop: tuple[str, ...] = ()) -> Path:
+    """A built source as mix sees it: per-shard index Parquet + manifest.json (tars are never read).
+    `drop`: index columns left out, as in indexes written before they existed."""
     d = data / name
     d.mkdir(parents=True, exist_ok=True)
     shards = []
     for split in sorted({r["split"] for r in rows}):
         part = [dict(r, shard=f"{split}-000000.tar", license=license, access=access) for r in rows
                 if r["split"] == split]
-        pq.write_table(pa.Table.from_pylist(part, schema=INDEX_SCHEMA), d / f"{split}-000000.index.parquet")
+        table = pa.Table.from_pylist(part, schema=INDEX_SCHEMA).drop_columns(list(drop))
+        pq.write_table(table, d / f"{split}-000000.index.parquet")
         shards.append({"path": f"{split}-000000.tar", "split": split, "group": split, "samples": len(part),
                        "bytes": 1, "sha256": "ab" * 32, "index": f"{split}-000000.index.parquet"})
     (d / "manifest.json").write_text(json.dumps({"source": name, "license": license, "access": access,

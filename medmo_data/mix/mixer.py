@@ -32,6 +32,7 @@ from .decontam import (
     BY_SOURCE,
     DecontamOptions,
     ItemSet,
+    ThumbLookup,
     items_from_file,
     items_from_index,
     trap_hits,
@@ -53,7 +54,7 @@ WEIGHT_MEANINGS = {
 }
 COLS = ["key", "shard", "id", "split", "task", "n_images", "widths", "heights", "image_sha256", "image_dhash",
         "prompt", "prompt_norm_sha1", "answer_norm_sha1", "prompt_chars"]
-OPTIONAL = {"system": pl.String, "meta": pl.String}
+OPTIONAL = {"system": pl.String, "meta": pl.String, "image_thumb": pl.List(pl.Binary)}  # absent in older indexes
 
 
 class MixError(ValueError):
@@ -175,7 +176,7 @@ def _resolve(spec: dict[str, Any], opts: MixOptions, splits: list[str]) -> tuple
 
 def _test_items(opts: MixOptions) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     frames, files = [], []
-    cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_sha256", "image_dhash"]
+    cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_sha256", "image_dhash", "image_thumb"]
     for d in sorted(p for p in opts.data.iterdir() if (p / "manifest.json").exists()) if opts.data.is_dir() else []:
         man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
         name = man.get("source", d.name)
@@ -244,7 +245,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
         folder = s["manifest"].parent
         tars = {sh["path"] for sh in s["shards"]}
         for idx in sorted({sh["index"] for sh in s["shards"]}):
-            df = _read_index(folder / idx, COLS + list(OPTIONAL))
+            df = _read_index(folder / idx, COLS + ["system", "meta"])
             df = df.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(list(tars)))
             df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
             files.append((si, folder / idx, row0, row0 + df.height))
@@ -256,7 +257,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                 df = df.filter(~other)
             ex.append(trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap")))
             if ts is not None:
-                hits = ts.match(df)
+                hits = ts.match(df, _thumb_lookup(folder / idx, splits, list(tars), files[-1][2]))
                 if hits.height:
                     d = ts.decide(hits, df.select("row", pl.lit(s["name"]).alias("source")))
                     ex.append(d.with_columns(reason=pl.lit("decontam")))
@@ -282,6 +283,21 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                  max_tokens, tokens_seen, counter, dopts, dinfo, tasks)
     man["_seconds"] = time.perf_counter() - t0
     return man, out
+
+
+def _thumb_lookup(path: Path, splits: list[str], tars: list[str], offset: int) -> ThumbLookup:
+    """Thumbnails of a few rows of one index file, read only when a dHash near match needs them (the
+    row numbering repeats the first pass's filter); None for an index written before the column."""
+
+    def lookup(rows: pl.DataFrame) -> pl.DataFrame | None:
+        if "image_thumb" not in pq.read_schema(path).names:
+            return None
+        lf = pl.scan_parquet(path).select("split", "shard", "image_thumb")
+        lf = lf.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(tars))
+        lf = lf.with_row_index("row", offset=offset).with_columns(pl.col("row").cast(pl.Int64))
+        return lf.join(rows.lazy(), on="row").select("row", "image_thumb").collect()
+
+    return lookup
 
 
 def _prompt_tokens(df: pl.DataFrame, counter: TextCounter, image: dict[str, Any]) -> np.ndarray:
@@ -369,6 +385,7 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         "decontam": {"by_benchmark": by(e.filter(pl.col("reason") == "decontam"), "benchmark"),
                      "by_rule": by(e.filter(pl.col("reason") == "decontam"), "rule"),
                      "settings": vars(dopts), "test_items": ts.counts() if ts else {},
+                     "image_near_checks": dict(ts.near_checks) if ts else {},
                      "boilerplate_grams_ignored": ts.stop_grams if ts else 0, "benchmark_files": [
                          {**b, "path": _rel(Path(b["path"]), base)} for b in bfiles], "enabled": opts.decontaminate},
         "traps": by(e.filter(pl.col("reason") == "trap"), "benchmark"),
