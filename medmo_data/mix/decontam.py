@@ -344,7 +344,7 @@ class ItemSet:
         c = c.select("row", "item", "dist").with_columns(
             status=pl.Series(np.where(~both, 1, np.where(mad <= o.image_thumb_distance, 0, 2))))
         per = c.group_by("row", "item").agg(pl.col("status").min())  # confirmed < no thumb < rejected
-        for code, name in enumerate(self.near_checks):
+        for code, name in enumerate(("confirmed", "unconfirmed_no_thumb", "rejected_by_thumb")):
             self.near_checks[name] += int((per["status"] == code).sum())
         n = c.filter(pl.col("status") < 2).group_by("row", "item").agg(pl.col("dist").min())
         return n.select("row", "item", pl.lit("image_near").alias("rule"), (1.0 - pl.col("dist") / 64.0).alias("score"))
