@@ -251,3 +251,32 @@ def test_the_build_stores_each_images_thumbnail(vqa_rad):  # noqa: F811
             row = by_key[s["__key__"]]
             assert row["image_thumb"] == [thumb16(img)] and len(row["image_thumb"][0]) == 256
             assert row["image_dhash"] == [dhash64(img)]
+
+
+def test_near_candidates_are_every_pair_within_the_distance():
+    """The radius-1 band tables find exactly the (training image, test image) pairs a full pair scan finds."""
+    import polars as pl
+
+    from medmo_data.mix.decontam import ITEM_COLS
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(-(2**63), 2**63 - 1, 60, dtype=np.int64)
+    items = pl.DataFrame([{"benchmark": "X", "own": None, "item_id": str(i), "prompt": "", "prompt_sha1": "",
+                           "shas": [], "dhashes": [int(h)], "pmcids": [], "thumbs": []} for i, h in enumerate(base)],
+                         schema=ITEM_COLS)
+    train = []
+    for _ in range(3000):  # copies of test hashes with 0-7 random bits flipped, and unrelated hashes
+        h = int(base[rng.integers(0, 60)]) & (2**64 - 1)
+        for b in rng.choice(64, rng.integers(0, 8), replace=False):
+            h ^= 1 << int(b)
+        train.append(h - 2**64 if h >= 2**63 else h)
+    train += rng.integers(-(2**63), 2**63 - 1, 1000, dtype=np.int64).tolist()
+    chunk = pl.DataFrame({"row": np.arange(len(train)), "image_dhash": [[h] for h in train]},
+                         schema={"row": pl.Int64, "image_dhash": pl.List(pl.Int64)})
+    for d in (0, 1, 2, 4, 6):
+        ts = ItemSet(items, DecontamOptions(image_dhash_distance=d))
+        got = ts._near(chunk, None)
+        got = set() if got is None else set(got.select("row", "item").iter_rows())
+        want = {(r, i) for r, h in enumerate(train) for i, b in enumerate(base)
+                if ((h ^ int(b)) & (2**64 - 1)).bit_count() <= d}
+        assert got == want and (d < 2 or len(want) > 100)

@@ -138,6 +138,15 @@ def bands(d: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1] - edges[i]) for i in range(k)]
 
 
+def radius1_bands(d: int) -> list[tuple[int, int]]:
+    """(shift, width) of ceil((d+1)/2) bands: two hashes within d bits differ in at most one bit of some
+    band, so a lookup table holding each test hash's band value and its one-bit variants finds every
+    pair with ~d/2 joins and far fewer chance candidates than d+1 exact bands."""
+    k = (d + 2) // 2
+    edges = [round(i * 64 / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1] - edges[i]) for i in range(k)]
+
+
 def band_values(h: np.ndarray, shift: int, width: int) -> np.ndarray:
     return ((h.astype(np.uint64) >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
 
@@ -261,9 +270,11 @@ class ItemSet:
         self.item_thumbs = _with_pos(it.select("item", "thumbs"), "thumbs", "ipos").drop_nulls()
         self.near_checks = {"confirmed": 0, "rejected_by_thumb": 0, "unconfirmed_no_thumb": 0}
         self.bands = []
-        for shift, width in bands(opts.image_dhash_distance):
+        for shift, width in radius1_bands(opts.image_dhash_distance):
             bv = band_values(dh["dhashes"].to_numpy(), shift, width)
-            self.bands.append((shift, width, dh.with_columns(pl.Series("b", bv))))
+            flips = np.r_[np.int64(0), np.left_shift(np.int64(1), np.arange(width, dtype=np.int64))]
+            table = pl.concat([dh.with_columns(pl.Series("b", bv ^ f)) for f in flips])
+            self.bands.append((shift, width, table))
         self.pmc = it.select("item", "pmcids").explode("pmcids").drop_nulls().rename({"pmcids": "pmcid"})
 
     def __len__(self) -> int:
@@ -377,10 +388,11 @@ def trap_hits(chunk: pl.DataFrame, source: str) -> pl.DataFrame:
         if "keys" not in t:
             out.append(chunk.select("row", pl.lit(t["benchmark"]).alias("benchmark")))
             continue
-        meta = chunk["meta"].fill_null("{}")
         for k in t["keys"]:
-            v = meta.str.json_path_match(f"$.{k}").str.to_lowercase().str.strip_chars()
-            m = chunk.select("row").with_columns(v=v).filter(pl.col("v").is_in(list(t["values"])))
+            # parse only rows whose meta text names the key (most rows: none); same rows as parsing all
+            sub = chunk.select("row", "meta").filter(pl.col("meta").str.contains(f'"{k}"', literal=True))
+            v = sub["meta"].str.json_path_match(f"$.{k}").str.to_lowercase().str.strip_chars()
+            m = sub.select("row").with_columns(v=v).filter(pl.col("v").is_in(list(t["values"])))
             if m.height:
                 out.append(m.select("row", pl.col("v").replace_strict(t["values"]).alias("benchmark")))
     if not out:
