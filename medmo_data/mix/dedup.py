@@ -55,9 +55,12 @@ def _in_row_order(df: pl.DataFrame) -> pl.DataFrame:
     return df if (r[1:] > r[:-1]).all() else df.sort("row")
 
 
-def dedup(df: pl.DataFrame, distance: int = 2, window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
-    """(dropped rows: row, reason, kept; info) for a frame from `dedup_frame` (all sources)."""
-    df = _in_row_order(df)
+def dedup(parts: list[pl.DataFrame], distance: int = 2,
+          window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
+    """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources). The list
+    is emptied: its frames are concatenated and released as the rules narrow the rows down."""
+    df = _in_row_order(pl.concat(parts))
+    parts.clear()
     out = []
     # 1. identical samples
     key = ["img", "ph", "ah"]
@@ -66,12 +69,14 @@ def dedup(df: pl.DataFrame, distance: int = 2, window: int = 16) -> tuple[pl.Dat
                          .otherwise(pl.lit("dup_exact")))
     out.append(d1.select("row", "reason", "kept"))
     rest = _in_row_order(df.join(d1.select("row"), on="row", how="anti").filter(pl.col("img").is_not_null()))
+    del df  # rule 1's input is not needed past here
     # 2. same images, same task kind (+ question), another source
     key = ["img", "family", "qkey"]
     # rows are in row order, so the group's first src is the kept row's (one window pass, no join)
     g = rest.with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
     d2 = g.filter(pl.col("src") != pl.col("ksrc")).with_columns(reason=pl.lit("dup_image_exact"))
     out.append(d2.select("row", "reason", "kept"))
+    del g
     rest = rest.join(d2.select("row"), on="row", how="anti").drop_nulls("dh0")
     # 3. near images across sources, sorted neighbourhood per band
     info = {"near_oversize_bucket_rows": 0}

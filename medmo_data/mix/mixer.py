@@ -276,7 +276,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                 dd.append(dedup_frame(df.join(gone, on="row", how="anti"), si))
     dinfo: dict[str, Any] = {}
     if dd and opts.deduplicate:
-        drops, dinfo = dedup(pl.concat(dd), distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
+        drops, dinfo = dedup(dd, distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
         if drops.height:
             excl.append(_resolve_keys(drops, files, kept))
     man = _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
