@@ -1,6 +1,6 @@
 """Benchmark `mix` on a synthetic 26M-sample index (no tars, no images: mix never reads them).
 
-    python -m bench.mix_26m [N] [--keep DIR]
+    python -m bench.mix_26m [N] [--keep DIR]      # --keep: keep the index there; an index already there is reused
 
 Writes N training rows as per-shard index Parquet files in the real schema (medmo_data.shards.writer
 INDEX_SCHEMA) for four image-caption sources (medtrinity 70 %, roco, pmc_oa, pubmed_vision 10 % each),
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -142,7 +141,7 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
 
 # The floor: exact-match rules as one lazy polars query per step, streaming, nothing from medmo_data.
 BASELINE = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import polars as pl
 t = time.perf_counter()
@@ -170,14 +169,20 @@ g = train.with_columns(fam=fam, q=q).with_columns(k=pl.col("row").min().over("im
 ksrc = g.select(pl.col("row").alias("k"), pl.col("src").alias("ksrc"))
 dup2 = g.join(ksrc, on="k").filter(pl.col("src") != pl.col("ksrc")).select("row")
 out = pl.concat([text, img, dup1, dup2]).unique().collect(engine="streaming")
-print(json.dumps({"baseline_s": time.perf_counter() - t, "excluded_rows": out.height,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"baseline_s": time.perf_counter() - t, "excluded_rows": out.height, "peak_rss_mib": HWM()}))
 """
+# Peak RSS of this process only. ru_maxrss is not: Linux carries it across fork and exec, so a child of
+# the generating process (7+ GiB) reported the generator's peak, not its own. VmHWM belongs to the
+# process's own address space, which exec replaces.
+HWM = ("def HWM():\n"
+       "    for line in open('/proc/self/status'):\n"
+       "        if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024\n"
+       "    import resource; return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n")
 
 
 def baseline(data: Path) -> dict:
     """The exact-match floor over `data` in a child process: seconds, rows it excludes, peak RSS."""
-    proc = subprocess.run([sys.executable, "-c", BASELINE, str(data)], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", HWM + BASELINE, str(data)], capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -189,14 +194,19 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     root = Path(tmp.name) if tmp else keep
     assert root is not None
     t0 = time.perf_counter()
-    parts = generate(root / "data", n)
+    if keep is not None and (root / "data" / "medtrinity" / "manifest.json").exists():  # reuse a kept index
+        parts = {d.name: sum(s["samples"] for s in json.loads((d / "manifest.json").read_text())["shards"])
+                 for d in sorted((root / "data").iterdir()) if d.name not in ("vqa_rad", "medqa")}
+        n = sum(parts.values())
+    else:
+        parts = generate(root / "data", n)
     gen_s = time.perf_counter() - t0
     (root / "spec.yaml").write_text(SPEC)
-    code = ("import json,resource,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
+    code = (HWM + "import json,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
             "t=time.perf_counter();m,_=mix(Path(sys.argv[1]),MixOptions(data=Path(sys.argv[2]),out=Path(sys.argv[3])));"
             "print(json.dumps({'mix_s':time.perf_counter()-t,'samples':m['samples'],'filters':m['filters']['by_reason'],"
             "'decontam':m['filters']['decontam']['by_benchmark'],"
-            "'peak_rss_mib':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+            "'peak_rss_mib':HWM()}))")
     proc = subprocess.run([sys.executable, "-c", code, str(root / "spec.yaml"), str(root / "data"),
                            str(root / "out" / "stage9.json")], capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -205,7 +215,6 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     res.update(n=n, sources=parts, generate_s=round(gen_s, 1), mix_s=round(res["mix_s"], 1),
                peak_rss_mib=round(res["peak_rss_mib"]),
                index_bytes=sum(p.stat().st_size for p in (root / "data").rglob("*.parquet")))
-    res["child_peak_rss_mib_rusage"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     base = baseline(root / "data")
     res.update(baseline_s=round(base["baseline_s"], 1), baseline_peak_rss_mib=round(base["peak_rss_mib"]),
                baseline_excluded_rows=base["excluded_rows"], ratio_vs_baseline=round(res["mix_s"] / base["baseline_s"], 2),
