@@ -1,19 +1,23 @@
 """Benchmark `mix` on a synthetic 26M-sample index (no tars, no images: mix never reads them).
 
-    python -m bench.mix_26m [N] [--keep DIR]
+    python -m bench.mix_26m [N] [--keep DIR]      # --keep: keep the index there; an index already there is reused
 
 Writes N training rows as per-shard index Parquet files in the real schema (medmo_data.shards.writer
 INDEX_SCHEMA) for four image-caption sources (medtrinity 70 %, roco, pmc_oa, pubmed_vision 10 % each),
 plus two benchmark sources with test splits (20,000 VQA items with images, 10,000 long text questions).
 Prompts: 90 % from 50 caption templates, 10 % unique 12-word questions. Planted: 0.01 % of rows copy a
 test image, 500 rows copy a test question, 10 % of pmc_oa rows copy a roco image (exact or 1-bit dHash
-change). Then it times `mix` in a child process and reads its peak RSS.
+change). Then it times `mix` in a child process and reads its peak RSS, and times the floor: one plain
+polars lazy query (`BASELINE`, no project code) doing the exact-match rules over the same files -- test
+prompt hash and test image sha256 joins, identical samples, the same images in another source for the
+same task kind -- in its own child. `mix` does more (8-gram containment, near images, traps, budget, the
+exclusion lines and manifest), so the ratio is an upper bound on its overhead over a column engine.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -135,20 +139,74 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
     return parts
 
 
+# The floor: exact-match rules as one lazy polars query per step, streaming, nothing from medmo_data.
+BASELINE = r"""
+import json, sys, time
+from pathlib import Path
+import polars as pl
+t = time.perf_counter()
+data = Path(sys.argv[1])
+def files(split):
+    out = []
+    for d in sorted(data.iterdir()):
+        man = json.loads((d / "manifest.json").read_text())
+        out += [(d.name, str(d / s["index"])) for s in man["shards"] if s["split"] == split]
+    return out
+test = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "test") for _, f in files("test")])
+tprompt = test.select("prompt_norm_sha1").unique()
+timg = test.select(pl.col("image_sha256").explode().alias("sha")).drop_nulls().unique()
+train = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "train").with_columns(src=pl.lit(n))
+                   for n, f in files("train")]).with_row_index("row")
+train = train.select("row", "src", "task", "prompt_norm_sha1", "answer_norm_sha1",
+                     pl.col("image_sha256").list.join("|").hash(seed=11).alias("img"), "image_sha256")
+text = train.join(tprompt, on="prompt_norm_sha1", how="semi").select("row")
+img = train.select("row", pl.col("image_sha256").explode().alias("sha")).join(timg, on="sha", how="semi").select("row")
+dup1 = train.with_columns(k=pl.col("row").min().over("img", "prompt_norm_sha1", "answer_norm_sha1")).filter(
+    pl.col("row") != pl.col("k")).select("row")
+fam = pl.when(pl.col("task").is_in(["caption", "report", "summarization"])).then(pl.lit("d")).otherwise(pl.col("task"))
+q = pl.when(fam == "d").then(pl.lit("")).otherwise(pl.col("prompt_norm_sha1"))
+g = train.with_columns(fam=fam, q=q).with_columns(k=pl.col("row").min().over("img", "fam", "q"))
+ksrc = g.select(pl.col("row").alias("k"), pl.col("src").alias("ksrc"))
+dup2 = g.join(ksrc, on="k").filter(pl.col("src") != pl.col("ksrc")).select("row")
+out = pl.concat([text, img, dup1, dup2]).unique().collect(engine="streaming")
+print(json.dumps({"baseline_s": time.perf_counter() - t, "excluded_rows": out.height, "peak_rss_mib": HWM()}))
+"""
+# Peak RSS of this process only. ru_maxrss is not: Linux carries it across fork and exec, so a child of
+# the generating process (7+ GiB) reported the generator's peak, not its own. VmHWM belongs to the
+# process's own address space, which exec replaces.
+HWM = ("def HWM():\n"
+       "    for line in open('/proc/self/status'):\n"
+       "        if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024\n"
+       "    import resource; return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n")
+
+
+def baseline(data: Path) -> dict:
+    """The exact-match floor over `data` in a child process: seconds, rows it excludes, peak RSS."""
+    proc = subprocess.run([sys.executable, "-c", HWM + BASELINE, str(data)], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     """Generate the index (timed), then time `mix` over it in a child process; seconds and peak RSS."""
     tmp = tempfile.TemporaryDirectory(prefix="mix26m-") if keep is None else None
     root = Path(tmp.name) if tmp else keep
     assert root is not None
     t0 = time.perf_counter()
-    parts = generate(root / "data", n)
+    if keep is not None and (root / "data" / "medtrinity" / "manifest.json").exists():  # reuse a kept index
+        parts = {d.name: sum(s["samples"] for s in json.loads((d / "manifest.json").read_text())["shards"])
+                 for d in sorted((root / "data").iterdir()) if d.name not in ("vqa_rad", "medqa")}
+        n = sum(parts.values())
+    else:
+        parts = generate(root / "data", n)
     gen_s = time.perf_counter() - t0
     (root / "spec.yaml").write_text(SPEC)
-    code = ("import json,resource,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
+    code = (HWM + "import json,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
             "t=time.perf_counter();m,_=mix(Path(sys.argv[1]),MixOptions(data=Path(sys.argv[2]),out=Path(sys.argv[3])));"
             "print(json.dumps({'mix_s':time.perf_counter()-t,'samples':m['samples'],'filters':m['filters']['by_reason'],"
             "'decontam':m['filters']['decontam']['by_benchmark'],"
-            "'peak_rss_mib':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+            "'peak_rss_mib':HWM()}))")
     proc = subprocess.run([sys.executable, "-c", code, str(root / "spec.yaml"), str(root / "data"),
                            str(root / "out" / "stage9.json")], capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -157,7 +215,10 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     res.update(n=n, sources=parts, generate_s=round(gen_s, 1), mix_s=round(res["mix_s"], 1),
                peak_rss_mib=round(res["peak_rss_mib"]),
                index_bytes=sum(p.stat().st_size for p in (root / "data").rglob("*.parquet")))
-    res["child_peak_rss_mib_rusage"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    base = baseline(root / "data")
+    res.update(baseline_s=round(base["baseline_s"], 1), baseline_peak_rss_mib=round(base["peak_rss_mib"]),
+               baseline_excluded_rows=base["excluded_rows"], ratio_vs_baseline=round(res["mix_s"] / base["baseline_s"], 2),
+               goal="mix_s <= 1.3 x baseline_s, peak_rss_mib <= 4096", uptime=os.popen("uptime").read().strip())
     if tmp:
         tmp.cleanup()
     return res

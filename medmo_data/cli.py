@@ -291,6 +291,7 @@ def mix_cmd(
     """Resolve a stage spec against built sources: decontaminate, dedup, filter; write the stage manifest."""
     from medmo_data.mix.mixer import MixError, MixOptions, find_spec
     from medmo_data.mix.mixer import mix as run_mix
+    from medmo_data.mix.publish import PublishError
 
     if (stage is None) == (spec is None):
         fail("pass exactly one of --stage N or --spec FILE")
@@ -304,6 +305,8 @@ def mix_cmd(
             man, path = run_mix(spec_path, opts)
     except MixError as exc:
         fail(str(exc))
+    except PublishError as exc:  # a full disk: nothing replaced, one line, exit 1
+        fail(str(exc), 1)
     f = man["filters"]
     t = Table(title=f"stage {man['stage']} ({man['kind']}) -> {path}")
     for col in ("source", "samples", "weight", "excluded"):
@@ -313,6 +316,10 @@ def mix_cmd(
     out.print(t)
     out.print("excluded: " + (", ".join(f"{k}={v}" for k, v in f["by_reason"].items()) or "none")
               + f"; {man['samples']:,} samples in {man['_seconds']:.1f}s")
+    if man.get("tasks") is not None:
+        by_src = ", ".join(f"{k} {v:,}" for k, v in f["tasks"]["by_source"].items())
+        out.print(f"tasks: {', '.join(man['tasks'])}; {f['tasks']['rows_filtered']:,} rows of other tasks left out"
+                  + (f" ({by_src})" if by_src else ""))
     for m in f["missing_sources"]:
         console.print(f"[yellow]missing[/yellow] {m['name']}: {m['reason']} -> {m['build']}", highlight=False)
 

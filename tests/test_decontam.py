@@ -151,3 +151,132 @@ def test_benchmark_file_formats(tmp_path):
     assert (m["benchmark"], m["item_id"], m["prompt"]) == ("MMLU-Med", "0", "Which nerve?")
     x = items_from_file("MedXpertQA", tmp_path / "x.jsonl").row(0, named=True)
     assert (x["item_id"], x["shas"], x["dhashes"]) == ("Text-1001", ["ff" * 32], [99])
+
+
+def _prints(img: Image.Image) -> dict:
+    from medmo_data.mix.fingerprint import image_prints
+
+    dh, thumb = image_prints(img)
+    return {"sha": pixel_sha256(np.asarray(img)), "dhash": dh, "image_thumb": [thumb]}
+
+
+def _half_jpeg75(a: np.ndarray) -> Image.Image:
+    """What a re-hosting collection does to a test image: half size, JPEG quality 75."""
+    img = Image.fromarray(a)
+    half = img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    half.save(buf, "JPEG", quality=75)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("L")
+
+
+def test_near_images_need_the_thumbnail_too(tmp_path):
+    """#13.7 both directions: a resized, re-encoded copy of a test CT slice is excluded; another patient's
+    slice at the same level, within 4 dHash bits of it (the old rule dropped it), stays; an index written
+    before the thumbnail column falls back to the dHash alone, counted."""
+    from medmo_data.mix.fingerprint import thumb_distance
+    from scripts.near_dup_rate import ct_phantom
+
+    rng = np.random.default_rng(0)
+    slices = [ct_phantom(rng) for _ in range(8)]
+    prints = [_prints(Image.fromarray(a)) for a in slices]
+    d64 = lambda i, j: ((prints[i]["dhash"] ^ prints[j]["dhash"]) & (2**64 - 1)).bit_count()  # noqa: E731
+    a, b = next((i, j) for i in range(8) for j in range(i + 1, 8) if d64(i, j) <= 4)
+    assert thumb_distance(prints[a]["image_thumb"][0], prints[b]["image_thumb"][0]) > 6.0
+    copy = _prints(_half_jpeg75(slices[a]))
+    assert copy["sha"] != prints[a]["sha"] and ((copy["dhash"] ^ prints[a]["dhash"]) & (2**64 - 1)).bit_count() <= 4
+    data = tmp_path / "data"
+    write_source(data, "ct_test", [index_row("t1", split="test", task="vqa", prompt="Where is the lesion?",
+                                             **prints[a])])
+    write_source(data, "roco", [index_row("copy", **copy), index_row("other_patient", **prints[b])])
+    write_source(data, "old", [index_row("other_patient_old", **prints[b])], drop=("image_thumb",))
+    man, out = mix(spec_file(tmp_path, ["roco", "old"]), MixOptions(data=data, out=tmp_path / "m.json"))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert {(r["key"], r["benchmark"], r["rule"]) for r in rows} == {
+        ("copy", "ct_test:test", "image_near"), ("other_patient_old", "ct_test:test", "image_near")}
+    dec = man["filters"]["decontam"]
+    assert dec["image_near_checks"] == {"confirmed": 1, "rejected_by_thumb": 1, "unconfirmed_no_thumb": 1}
+    assert dec["settings"]["image_thumb_distance"] == 4.0
+
+
+def test_real_copies_are_caught_from_benchmark_files(tmp_path):
+    """Real DICOMs from the pydicom wheel: the ultrasound frame pydicom ships twice (640x480 JPEG 2000 and
+    320x240 RGB) and a half-size JPEG q75 copy of its CT slice are near copies of a benchmark image; its
+    MR slice is not near the CT."""
+    import warnings
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from scripts.near_dup_rate import _u8
+
+    def grey_of(name: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = pydicom.dcmread(get_testdata_file(name)).pixel_array
+        return np.asarray(Image.fromarray(a).convert("L")) if a.ndim == 3 else _u8(a)
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    Image.fromarray(grey_of("examples_jpeg2k.dcm")).save(bench / "us.png")
+    ct = grey_of("693_J2KI.dcm")
+    Image.fromarray(ct).save(bench / "ct.png")
+    (bench / "omni.jsonl").write_text("".join(json.dumps({"id": i, "question": "What is shown?", "image": f})
+                                              + "\n" for i, f in (("us-1", "us.png"), ("ct-1", "ct.png"))))
+    data = tmp_path / "data"
+    write_source(data, "pubmed_vision", [
+        index_row("us_small", **_prints(Image.fromarray(grey_of("examples_rgb_color.dcm")))),
+        index_row("ct_copy", **_prints(_half_jpeg75(ct))),
+        index_row("mr", **_prints(Image.fromarray(grey_of("examples_overlay.dcm")))),
+    ])
+    man, out = mix(spec_file(tmp_path, ["pubmed_vision"]),
+                   MixOptions(data=data, out=tmp_path / "m.json", benchmarks={"OmniMedVQA": bench / "omni.jsonl"}))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert {(r["key"], r["rule"], r["item_id"]) for r in rows} == {("us_small", "image_near", "us-1"),
+                                                                 ("ct_copy", "image_near", "ct-1")}
+    assert man["filters"]["decontam"]["image_near_checks"]["confirmed"] == 2
+
+
+def test_the_build_stores_each_images_thumbnail(vqa_rad):  # noqa: F811
+    """The index's image_thumb is the 16x16 grey thumbnail of the stored image, beside its dHash."""
+    import polars as pl
+
+    from medmo_data.mix.fingerprint import dhash64, thumb16
+    from tests.helpers import read_samples
+
+    idx = pl.read_parquet(vqa_rad / "vqa_rad" / "train-000000.index.parquet")
+    by_key = {r["key"]: r for r in idx.iter_rows(named=True)}
+    for s in read_samples(vqa_rad / "vqa_rad"):
+        if s["__key__"] in by_key:
+            img = Image.open(io.BytesIO(s["0.jpg"]))
+            row = by_key[s["__key__"]]
+            assert row["image_thumb"] == [thumb16(img)] and len(row["image_thumb"][0]) == 256
+            assert row["image_dhash"] == [dhash64(img)]
+
+
+def test_near_candidates_are_every_pair_within_the_distance():
+    """The radius-1 band tables find exactly the (training image, test image) pairs a full pair scan finds."""
+    import polars as pl
+
+    from medmo_data.mix.decontam import ITEM_COLS
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(-(2**63), 2**63 - 1, 60, dtype=np.int64)
+    items = pl.DataFrame([{"benchmark": "X", "own": None, "item_id": str(i), "prompt": "", "prompt_sha1": "",
+                           "shas": [], "dhashes": [int(h)], "pmcids": [], "thumbs": []} for i, h in enumerate(base)],
+                         schema=ITEM_COLS)
+    train = []
+    for _ in range(3000):  # copies of test hashes with 0-7 random bits flipped, and unrelated hashes
+        h = int(base[rng.integers(0, 60)]) & (2**64 - 1)
+        for b in rng.choice(64, rng.integers(0, 8), replace=False):
+            h ^= 1 << int(b)
+        train.append(h - 2**64 if h >= 2**63 else h)
+    train += rng.integers(-(2**63), 2**63 - 1, 1000, dtype=np.int64).tolist()
+    chunk = pl.DataFrame({"row": np.arange(len(train)), "image_dhash": [[h] for h in train]},
+                         schema={"row": pl.Int64, "image_dhash": pl.List(pl.Int64)})
+    for d in (0, 1, 2, 4, 6):
+        ts = ItemSet(items, DecontamOptions(image_dhash_distance=d))
+        got = ts._near(chunk, None)
+        got = set() if got is None else set(got.select("row", "item").iter_rows())
+        want = {(r, i) for r, h in enumerate(train) for i, b in enumerate(base)
+                if ((h ^ int(b)) & (2**64 - 1)).bit_count() <= d}
+        assert got == want and (d < 2 or len(want) > 100)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medmo_data.mix.fingerprint import dhash64, pixel_sha256
+from medmo_data.mix.fingerprint import image_prints, pixel_sha256
 from medmo_data.pixels import boxes
 from medmo_data.pixels.decode import Decoded, decode
 from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
@@ -91,7 +91,8 @@ def process_image(dec: Decoded, index: int, fmt: str,
             "derivation": deriv}
     # Unresized pixels are hashed from the decoder's array: same bytes as np.asarray(img), one copy fewer.
     same = (nw, nh) == (w, h) and dec.pixels.dtype == np.uint8
-    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash64(img)}
+    dhash, thumb = image_prints(img)  # one grey conversion for both
+    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash, "thumb": thumb}
     return data, meta, nw / w, nh / h, fp
 
 

@@ -47,6 +47,7 @@ def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, An
         "heights": [im["height"] for im in rec["images"]],
         "image_sha256": [f["sha256"] for f in fps],
         "image_dhash": [f["dhash"] for f in fps],
+        "image_thumb": [f["thumb"] for f in fps],
         "prompt": prompt[:4000],
         "prompt_norm_sha1": hashlib.sha1(prompt_norm.encode("utf-8")).hexdigest() if prompt else "",
         "answer_norm_sha1": text_sha1(answer) if answer else "",

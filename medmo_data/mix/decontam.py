@@ -10,7 +10,11 @@ Rules (thresholds from the stage spec's `decontam:` block):
   (`text_exact`, prompt hashes equal) or at least `containment` of the item's word `ngram`-grams
   (`text_ngram`). Grams found in more than `max_gram_items` test items are boilerplate and ignored.
 - image item: excluded when a training image equals an item image (`image_exact`: pixel sha256) or is
-  within `image_dhash_distance` bits of it (`image_near`: 64-bit dHash, banded so no pair scan), or
+  within `image_dhash_distance` bits of it (`image_near`: 64-bit dHash, banded so no pair scan) and, where
+  both sides carry a 16x16 grey thumbnail, the thumbnails differ by at most `image_thumb_distance` grey
+  levels on average (at 9x8 pixels different patients' CT slices at one level share a dHash; a resized or
+  re-encoded copy keeps its thumbnail; docs/mixing.md has the measured rates). Indexes written before the
+  thumbnail column fall back to the dHash alone, counted. Or the row
   shares the item's PubMed Central article (`pmcid`, the PMC-OA vs PMC-VQA trap). Rows of the benchmark's
   own source share images with the test split by design of its official split (VQA-RAD asks train and
   test questions about the same images), so there an image hit also needs a text hit. Text alone never
@@ -24,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .fingerprint import dhash64, pixel_sha256, text_sha1
+from .fingerprint import THUMB_SIDE, image_prints, pixel_sha256, text_sha1
+
+ThumbLookup = Callable[[pl.DataFrame], "pl.DataFrame | None"]  # rows -> (row, image_thumb), None: no column
 
 # Benchmark -> the recipe that builds it and the splits that hold its scored items (sources.md 6.1).
 BENCHMARKS: dict[str, dict[str, Any]] = {
@@ -84,6 +91,7 @@ class DecontamOptions:
     ngram: int = 8
     containment: float = 0.5
     image_dhash_distance: int = 4
+    image_thumb_distance: float = 4.0
     max_gram_items: int = 50
 
 
@@ -130,6 +138,15 @@ def bands(d: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1] - edges[i]) for i in range(k)]
 
 
+def radius1_bands(d: int) -> list[tuple[int, int]]:
+    """(shift, width) of ceil((d+1)/2) bands: two hashes within d bits differ in at most one bit of some
+    band, so a lookup table holding each test hash's band value and its one-bit variants finds every
+    pair with ~d/2 joins and far fewer chance candidates than d+1 exact bands."""
+    k = (d + 2) // 2
+    edges = [round(i * 64 / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1] - edges[i]) for i in range(k)]
+
+
 def band_values(h: np.ndarray, shift: int, width: int) -> np.ndarray:
     return ((h.astype(np.uint64) >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
 
@@ -144,7 +161,7 @@ def informative(h: np.ndarray) -> np.ndarray:
 
 ITEM_COLS = {"benchmark": pl.String, "own": pl.String, "item_id": pl.String, "prompt": pl.String,
              "prompt_sha1": pl.String, "shas": pl.List(pl.String), "dhashes": pl.List(pl.Int64),
-             "pmcids": pl.List(pl.String)}
+             "pmcids": pl.List(pl.String), "thumbs": pl.List(pl.Binary)}
 
 
 def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -156,6 +173,7 @@ def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
         pl.col("image_dhash").alias("dhashes"),
         (pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern) if bench in PMC_BENCHMARKS
          else pl.lit([], dtype=pl.List(pl.String))).alias("pmcids"),
+        pl.col("image_thumb").fill_null([]).alias("thumbs"),
     ).cast(ITEM_COLS)
 
 
@@ -189,7 +207,7 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _image_print(path: Path) -> tuple[str, int] | None:
+def _image_print(path: Path) -> tuple[str, int, bytes] | None:
     from medmo_data.pixels.decode import decode
     from medmo_data.recipe import ImageSource
 
@@ -197,7 +215,7 @@ def _image_print(path: Path) -> tuple[str, int] | None:
         img = decode(ImageSource(path=str(path))).image()
     except Exception:  # noqa: BLE001 - a missing or broken benchmark image just gives no image key
         return None
-    return pixel_sha256(np.asarray(img)), dhash64(img)
+    return pixel_sha256(np.asarray(img)), *image_prints(img)
 
 
 def items_from_file(name: str, path: Path) -> pl.DataFrame:
@@ -213,15 +231,15 @@ def items_from_file(name: str, path: Path) -> pl.DataFrame:
         rid = str(_first(r, ID_KEYS) if _first(r, ID_KEYS) is not None else i)
         shas = [r["image_sha256"]] if r.get("image_sha256") else []
         dh = [int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else []
-        img = _first(r, IMG_KEYS)
+        img, thumbs = _first(r, IMG_KEYS), []
         pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
         if isinstance(img, str) and not shas:
             fp = _image_print(path.parent / img)
             if fp:
-                shas, dh = [fp[0]], [fp[1]]
+                shas, dh, thumbs = [fp[0]], [fp[1]], [fp[2]]
         rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
                      "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
-                     "pmcids": [p.upper() for p in pmc]})
+                     "pmcids": [p.upper() for p in pmc], "thumbs": thumbs})
     return pl.DataFrame(rows, schema=ITEM_COLS)
 
 
@@ -247,12 +265,16 @@ class ItemSet:
         self.gram_keys = np.sort(self.grams["gram"].unique().to_numpy())
         ex = it.select("item", "shas").explode("shas").drop_nulls()
         self.img_exact = ex.select(sha64(pl.col("shas")).alias("sha"), "item")
-        dh = it.select("item", "dhashes").explode("dhashes").drop_nulls()
+        dh = _with_pos(it.select("item", "dhashes"), "dhashes", "ipos").drop_nulls()
         dh = dh.filter(pl.Series(informative(dh["dhashes"].to_numpy())))
+        self.item_thumbs = _with_pos(it.select("item", "thumbs"), "thumbs", "ipos").drop_nulls()
+        self.near_checks = {"confirmed": 0, "rejected_by_thumb": 0, "unconfirmed_no_thumb": 0}
         self.bands = []
-        for shift, width in bands(opts.image_dhash_distance):
+        for shift, width in radius1_bands(opts.image_dhash_distance):
             bv = band_values(dh["dhashes"].to_numpy(), shift, width)
-            self.bands.append((shift, width, dh.with_columns(pl.Series("b", bv))))
+            flips = np.r_[np.int64(0), np.left_shift(np.int64(1), np.arange(width, dtype=np.int64))]
+            table = pl.concat([dh.with_columns(pl.Series("b", bv ^ f)) for f in flips])
+            self.bands.append((shift, width, table))
         self.pmc = it.select("item", "pmcids").explode("pmcids").drop_nulls().rename({"pmcids": "pmcid"})
 
     def __len__(self) -> int:
@@ -261,9 +283,10 @@ class ItemSet:
     def counts(self) -> dict[str, int]:
         return dict(sorted(self.items.group_by("benchmark").len().iter_rows()))
 
-    def match(self, chunk: pl.DataFrame) -> pl.DataFrame:
+    def match(self, chunk: pl.DataFrame, thumbs: ThumbLookup | None = None) -> pl.DataFrame:
         """Hits of one chunk of training rows: (row, item, rule, score). `chunk` needs row, prompt,
-        prompt_norm_sha1, image_sha256, image_dhash, id."""
+        prompt_norm_sha1, image_sha256, image_dhash, id; `thumbs` gives the image_thumb lists of the
+        rows with a dHash near match (None or a None answer: an index without thumbnails)."""
         o = self.opts
         hits: list[pl.DataFrame] = []
         cols = ["row", "item", "rule", "score"]
@@ -285,29 +308,57 @@ class ItemSet:
         im = chunk.select("row", "image_sha256").explode("image_sha256").drop_nulls()
         im = im.select("row", sha64(pl.col("image_sha256")).alias("sha")).join(self.img_exact, on="sha")
         hits.append(im.select("row", "item", pl.lit("image_exact").alias("rule"), pl.lit(1.0).alias("score")))
-        dh = chunk.select("row", "image_dhash").explode("image_dhash").drop_nulls()
-        if dh.height and any(b.height for _, _, b in self.bands):
-            h = dh["image_dhash"].to_numpy()
-            dh = dh.filter(pl.Series(informative(h)))
-            h = dh["image_dhash"].to_numpy()
-            near = []
-            for shift, width, tb in self.bands:
-                q = dh.with_columns(pl.Series("b", band_values(h, shift, width))).join(tb, on="b")
-                if q.height:
-                    x = q["image_dhash"].to_numpy().astype(np.uint64) ^ q["dhashes"].to_numpy().astype(np.uint64)
-                    dist = np.bitwise_count(x)
-                    near.append(q.with_columns(pl.Series("dist", dist.astype(np.int64)))
-                                .filter(pl.col("dist") <= o.image_dhash_distance))
-            if near:
-                n = pl.concat(near).group_by("row", "item").agg(pl.col("dist").min())
-                hits.append(n.select("row", "item", pl.lit("image_near").alias("rule"),
-                                     (1.0 - pl.col("dist") / 64.0).alias("score")))
+        near = self._near(chunk, thumbs)
+        if near is not None:
+            hits.append(near)
         if self.pmc.height:
             pm = chunk.select("row", pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern)
                               .alias("pmcid")).explode("pmcid").drop_nulls().join(self.pmc, on="pmcid")
             hits.append(pm.select("row", "item", pl.lit("pmcid").alias("rule"), pl.lit(1.0).alias("score")))
         hits = [h.select(cols).cast({"row": pl.Int64, "item": pl.UInt32, "score": pl.Float64}) for h in hits]
         return pl.concat(hits)
+
+    def _near(self, chunk: pl.DataFrame, thumbs: ThumbLookup | None) -> pl.DataFrame | None:
+        """`image_near` hits: dHash candidates from band joins, confirmed by the 16x16 thumbnails."""
+        o = self.opts
+        dh = _with_pos(chunk.select("row", "image_dhash"), "image_dhash", "tpos").drop_nulls()
+        if not dh.height or not any(b.height for _, _, b in self.bands):
+            return None
+        dh = dh.filter(pl.Series(informative(dh["image_dhash"].to_numpy())))
+        h = dh["image_dhash"].to_numpy()
+        near = []
+        for shift, width, tb in self.bands:
+            q = dh.with_columns(pl.Series("b", band_values(h, shift, width))).join(tb, on="b")
+            if q.height:
+                x = q["image_dhash"].to_numpy().astype(np.uint64) ^ q["dhashes"].to_numpy().astype(np.uint64)
+                near.append(q.with_columns(pl.Series("dist", np.bitwise_count(x).astype(np.int64)))
+                            .filter(pl.col("dist") <= o.image_dhash_distance))
+        if not near:
+            return None
+        c = pl.concat(near).select("row", "tpos", "item", "ipos", "dist").unique(maintain_order=True)
+        if not c.height:
+            return None
+        c = c.join(self.item_thumbs, on=["item", "ipos"], how="left")
+        got = thumbs(c.select("row").unique()) if thumbs is not None else None
+        if got is not None:
+            c = c.join(_with_pos(got.select("row", "image_thumb"), "image_thumb", "tpos"), on=["row", "tpos"],
+                       how="left")
+        else:
+            c = c.with_columns(image_thumb=pl.lit(None, dtype=pl.Binary))
+        both = (c["thumbs"].bin.size() == THUMB_SIDE ** 2) & (c["image_thumb"].bin.size() == THUMB_SIDE ** 2)
+        both = both.fill_null(False).to_numpy()
+        mad = np.full(c.height, np.inf)
+        if both.any():
+            a = np.frombuffer(b"".join(c["thumbs"].filter(pl.Series(both)).to_list()), np.uint8)
+            b = np.frombuffer(b"".join(c["image_thumb"].filter(pl.Series(both)).to_list()), np.uint8)
+            mad[both] = np.abs(a.astype(np.int16) - b).reshape(-1, THUMB_SIDE ** 2).mean(axis=1)
+        c = c.select("row", "item", "dist").with_columns(
+            status=pl.Series(np.where(~both, 1, np.where(mad <= o.image_thumb_distance, 0, 2))))
+        per = c.group_by("row", "item").agg(pl.col("status").min())  # confirmed < no thumb < rejected
+        for code, name in enumerate(("confirmed", "unconfirmed_no_thumb", "rejected_by_thumb")):
+            self.near_checks[name] += int((per["status"] == code).sum())
+        n = c.filter(pl.col("status") < 2).group_by("row", "item").agg(pl.col("dist").min())
+        return n.select("row", "item", pl.lit("image_near").alias("rule"), (1.0 - pl.col("dist") / 64.0).alias("score"))
 
     def decide(self, hits: pl.DataFrame, src: pl.DataFrame) -> pl.DataFrame:
         """Excluding hits, one per (row, benchmark): `src` maps row -> source name."""
@@ -323,6 +374,11 @@ class ItemSet:
             "row", "benchmark", "rule", "item_id", "score")
 
 
+def _with_pos(df: pl.DataFrame, col: str, pos: str) -> pl.DataFrame:
+    """Explode a list column with each element's position in its list (image index)."""
+    return df.with_columns(pl.int_ranges(pl.col(col).list.len()).alias(pos)).explode(col, pos)
+
+
 def trap_hits(chunk: pl.DataFrame, source: str) -> pl.DataFrame:
     """(row, benchmark, rule) for rows caught by TRAPS; `chunk` needs row and meta (JSON text)."""
     out = []
@@ -332,10 +388,11 @@ def trap_hits(chunk: pl.DataFrame, source: str) -> pl.DataFrame:
         if "keys" not in t:
             out.append(chunk.select("row", pl.lit(t["benchmark"]).alias("benchmark")))
             continue
-        meta = chunk["meta"].fill_null("{}")
         for k in t["keys"]:
-            v = meta.str.json_path_match(f"$.{k}").str.to_lowercase().str.strip_chars()
-            m = chunk.select("row").with_columns(v=v).filter(pl.col("v").is_in(list(t["values"])))
+            # parse only rows whose meta text names the key (most rows: none); same rows as parsing all
+            sub = chunk.select("row", "meta").filter(pl.col("meta").str.contains(f'"{k}"', literal=True))
+            v = sub["meta"].str.json_path_match(f"$.{k}").str.to_lowercase().str.strip_chars()
+            m = sub.select("row").with_columns(v=v).filter(pl.col("v").is_in(list(t["values"])))
             if m.height:
                 out.append(m.select("row", pl.col("v").replace_strict(t["values"]).alias("benchmark")))
     if not out:

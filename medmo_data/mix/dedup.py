@@ -49,9 +49,18 @@ def dedup_frame(index: pl.DataFrame, src: int) -> pl.DataFrame:
     )
 
 
-def dedup(df: pl.DataFrame, distance: int = 2, window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
-    """(dropped rows: row, reason, kept; info) for a frame from `dedup_frame` (all sources)."""
-    df = df.sort("row")
+def _in_row_order(df: pl.DataFrame) -> pl.DataFrame:
+    """The frame sorted by row: the rules below rely on it; the mixer hands rows over in order already."""
+    r = df["row"].to_numpy()
+    return df if (r[1:] > r[:-1]).all() else df.sort("row")
+
+
+def dedup(parts: list[pl.DataFrame], distance: int = 2,
+          window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
+    """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources). The list
+    is emptied: its frames are concatenated and released as the rules narrow the rows down."""
+    df = _in_row_order(pl.concat(parts))
+    parts.clear()
     out = []
     # 1. identical samples
     key = ["img", "ph", "ah"]
@@ -59,39 +68,45 @@ def dedup(df: pl.DataFrame, distance: int = 2, window: int = 16) -> tuple[pl.Dat
     d1 = d1.with_columns(reason=pl.when(pl.col("img").is_null()).then(pl.lit("dup_text_exact"))
                          .otherwise(pl.lit("dup_exact")))
     out.append(d1.select("row", "reason", "kept"))
-    rest = df.join(d1.select("row"), on="row", how="anti").filter(pl.col("img").is_not_null())
+    rest = _in_row_order(df.join(d1.select("row"), on="row", how="anti").filter(pl.col("img").is_not_null()))
+    del df  # rule 1's input is not needed past here
     # 2. same images, same task kind (+ question), another source
     key = ["img", "family", "qkey"]
-    g = rest.with_columns(kept=pl.col("row").min().over(key))
-    g = g.join(rest.select(pl.col("row").alias("kept"), pl.col("src").alias("ksrc")), on="kept")
+    # rows are in row order, so the group's first src is the kept row's (one window pass, no join)
+    g = rest.with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
     d2 = g.filter(pl.col("src") != pl.col("ksrc")).with_columns(reason=pl.lit("dup_image_exact"))
     out.append(d2.select("row", "reason", "kept"))
+    del g
     rest = rest.join(d2.select("row"), on="row", how="anti").drop_nulls("dh0")
     # 3. near images across sources, sorted neighbourhood per band
     info = {"near_oversize_bucket_rows": 0}
     if rest.height and distance >= 0 and rest["src"].n_unique() > 1:
         h = rest["dh0"].to_numpy()
-        rest = rest.filter(pl.Series(informative(h)))
+        rest = _in_row_order(rest.filter(pl.Series(informative(h))))
         h = rest["dh0"].to_numpy().astype(np.uint64)
-        fam = rest["family"].to_physical().to_numpy().astype(np.uint64)
+        fam = rest["family"].to_physical().to_numpy().astype(np.uint64) << np.uint64(32)
         q = rest["qkey"].to_numpy()
         row = rest["row"].to_numpy()
         src = rest["src"].to_numpy()
         drop_row: dict[int, int] = {}
         for shift, width in bands(distance):
-            b = band_values(h, shift, width)
-            order = np.lexsort((row, b, q, fam))
-            bb, qq, ff, hh, rr, ss = b[order], q[order], fam[order], h[order], row[order], src[order]
+            # bucket = (family, band value) in one word (band < 2**32) and the question key; lexsort is
+            # stable and the arrays are in row order, so each bucket comes out sorted by row
+            b = band_values(h, shift, width).astype(np.uint64)
+            keys = [fam | b] if width <= 32 else [b, fam]
+            order = np.lexsort((*keys, q))
+            kk = [k[order] for k in (*keys, q)]
+            hh, rr, ss = h[order], row[order], src[order]
             for k in range(1, window + 1):
                 if k >= len(order):
                     break
-                same = (bb[k:] == bb[:-k]) & (qq[k:] == qq[:-k]) & (ff[k:] == ff[:-k])
+                same = np.logical_and.reduce([x[k:] == x[:-k] for x in kk])
                 hit = same & (ss[k:] != ss[:-k]) & (np.bitwise_count(hh[k:] ^ hh[:-k]) <= distance)
                 for i in np.nonzero(hit)[0]:
                     r, kr = int(rr[i + k]), int(rr[i])
                     if r not in drop_row or kr < drop_row[r]:
                         drop_row[r] = kr
-            change = (bb[1:] != bb[:-1]) | (qq[1:] != qq[:-1]) | (ff[1:] != ff[:-1])
+            change = np.logical_or.reduce([x[1:] != x[:-1] for x in kk])
             runs = np.diff(np.flatnonzero(np.r_[True, change, True]))
             info["near_oversize_bucket_rows"] += int(runs[runs > window + 1].sum())
         if drop_row:

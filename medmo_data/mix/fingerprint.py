@@ -20,11 +20,35 @@ def pixel_sha256(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def dhash64(img: Image.Image) -> int:
-    """64-bit difference hash (grey 9x8, left-right gradients) as a signed int64 for Parquet."""
-    small = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+THUMB_SIDE = 16  # the near-match confirmation thumbnail: 16x16 grey, 256 bytes per image
+
+
+def _dhash(grey: Image.Image) -> int:
+    small = np.asarray(grey.resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).ravel()  # 64 bits, first bit most significant
     return int.from_bytes(np.packbits(bits).tobytes(), "big", signed=True)
+
+
+def dhash64(img: Image.Image) -> int:
+    """64-bit difference hash (grey 9x8, left-right gradients) as a signed int64 for Parquet."""
+    return _dhash(img.convert("L"))
+
+
+def thumb16(img: Image.Image) -> bytes:
+    """16x16 grey BOX thumbnail, row-major bytes: the second, finer look that confirms a 64-bit dHash
+    near match in decontamination (at 9x8 one modality's images look alike; docs/mixing.md)."""
+    return img.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
+
+
+def image_prints(img: Image.Image) -> tuple[int, bytes]:
+    """(dhash64, thumb16) from one grey conversion: what the index stores per image."""
+    grey = img.convert("L")
+    return _dhash(grey), grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
+
+
+def thumb_distance(a: bytes, b: bytes) -> float:
+    """Mean absolute difference of two thumb16 values in grey levels (0-255)."""
+    return float(np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8)).mean())
 
 
 def normalize_text(text: str) -> str:

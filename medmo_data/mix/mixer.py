@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from medmo_data.schema import TASKS
 from medmo_data.shards.reader import ShardError, check_index
 
 from .budget import TextCounter, image_tokens
@@ -32,11 +33,13 @@ from .decontam import (
     BY_SOURCE,
     DecontamOptions,
     ItemSet,
+    ThumbLookup,
     items_from_file,
     items_from_index,
     trap_hits,
 )
 from .dedup import dedup, dedup_frame
+from .publish import publish
 from .stage import KINDS, STAGE_SCHEMA
 
 SPEC_KEYS = ("stage", "kind", "sources", "training")
@@ -52,7 +55,7 @@ WEIGHT_MEANINGS = {
 }
 COLS = ["key", "shard", "id", "split", "task", "n_images", "widths", "heights", "image_sha256", "image_dhash",
         "prompt", "prompt_norm_sha1", "answer_norm_sha1", "prompt_chars"]
-OPTIONAL = {"system": pl.String, "meta": pl.String}
+OPTIONAL = {"system": pl.String, "meta": pl.String, "image_thumb": pl.List(pl.Binary)}  # absent in older indexes
 
 
 class MixError(ValueError):
@@ -104,6 +107,10 @@ def load_spec(path: Path) -> dict[str, Any]:
         raise MixError(f"{path}: field kind must be one of {KINDS}, got {spec['kind']!r}")
     if spec.get("weight_meaning", "epochs") not in WEIGHT_MEANINGS:
         raise MixError(f"{path}: field weight_meaning must be one of {tuple(WEIGHT_MEANINGS)}")
+    tasks = spec.get("tasks")
+    if tasks is not None and (not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks)):
+        raise MixError(f"{path}: field tasks must be a non-empty list of task names from {TASKS} "
+                       f"(absent = all tasks), got {tasks!r}")
     for i, s in enumerate(spec["sources"]):
         if not isinstance(s, dict) or "name" not in s:
             raise MixError(f"{path}: field sources[{i}].name missing")
@@ -174,7 +181,7 @@ def _resolve(spec: dict[str, Any], opts: MixOptions, splits: list[str]) -> tuple
 
 def _test_items(opts: MixOptions) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     frames, files = [], []
-    cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_sha256", "image_dhash"]
+    cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_sha256", "image_dhash", "image_thumb"]
     for d in sorted(p for p in opts.data.iterdir() if (p / "manifest.json").exists()) if opts.data.is_dir() else []:
         man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
         name = man.get("source", d.name)
@@ -232,6 +239,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
     max_tokens = budget.get("max_prompt_tokens")
     image = spec.get("image") or {}
     counter = TextCounter(opts.tokenizer, budget.get("system_prompt")) if max_tokens else None
+    tasks: list[str] | None = spec.get("tasks")
 
     excl: list[pl.DataFrame] = []
     dd: list[pl.DataFrame] = []
@@ -242,14 +250,19 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
         folder = s["manifest"].parent
         tars = {sh["path"] for sh in s["shards"]}
         for idx in sorted({sh["index"] for sh in s["shards"]}):
-            df = _read_index(folder / idx, COLS + list(OPTIONAL))
+            df = _read_index(folder / idx, COLS + ["system", "meta"])
             df = df.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(list(tars)))
             df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
             files.append((si, folder / idx, row0, row0 + df.height))
             row0 += df.height
-            ex = [trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap"))]
+            ex, keys = [], df.select("row", "key", "id")
+            if tasks is not None:  # rows of other tasks are listed (reason `task`) so the loader skips them
+                other = ~pl.col("task").is_in(tasks)
+                ex.append(df.filter(other).select("row", reason=pl.lit("task"), rule=pl.col("task")))
+                df = df.filter(~other)
+            ex.append(trap_hits(df, s["name"]).with_columns(reason=pl.lit("trap")))
             if ts is not None:
-                hits = ts.match(df)
+                hits = ts.match(df, _thumb_lookup(folder / idx, splits, list(tars), files[-1][2]))
                 if hits.height:
                     d = ts.decide(hits, df.select("row", pl.lit(s["name"]).alias("source")))
                     ex.append(d.with_columns(reason=pl.lit("decontam")))
@@ -261,20 +274,35 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                                             rule=pl.lit(f"> {max_tokens}")))
             e = pl.concat([x.cast({"row": pl.Int64}) for x in ex], how="diagonal_relaxed")
             if e.height:
-                e = e.join(df.select("row", "key", "id"), on="row").with_columns(source=pl.lit(s["name"]))
+                e = e.join(keys, on="row").with_columns(source=pl.lit(s["name"]))
                 excl.append(e)
             if opts.deduplicate:
                 gone = e.select("row") if e.height else pl.DataFrame(schema={"row": pl.Int64})
                 dd.append(dedup_frame(df.join(gone, on="row", how="anti"), si))
     dinfo: dict[str, Any] = {}
     if dd and opts.deduplicate:
-        drops, dinfo = dedup(pl.concat(dd), distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
+        drops, dinfo = dedup(dd, distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
         if drops.height:
             excl.append(_resolve_keys(drops, files, kept))
     man = _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
-                 max_tokens, tokens_seen, counter, dopts, dinfo)
+                 max_tokens, tokens_seen, counter, dopts, dinfo, tasks)
     man["_seconds"] = time.perf_counter() - t0
     return man, out
+
+
+def _thumb_lookup(path: Path, splits: list[str], tars: list[str], offset: int) -> ThumbLookup:
+    """Thumbnails of a few rows of one index file, read only when a dHash near match needs them (the
+    row numbering repeats the first pass's filter); None for an index written before the column."""
+
+    def lookup(rows: pl.DataFrame) -> pl.DataFrame | None:
+        if "image_thumb" not in pq.read_schema(path).names:
+            return None
+        lf = pl.scan_parquet(path).select("split", "shard", "image_thumb")
+        lf = lf.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(tars))
+        lf = lf.with_row_index("row", offset=offset).with_columns(pl.col("row").cast(pl.Int64))
+        return lf.join(rows.lazy(), on="row").select("row", "image_thumb").collect()
+
+    return lookup
 
 
 def _prompt_tokens(df: pl.DataFrame, counter: TextCounter, image: dict[str, Any]) -> np.ndarray:
@@ -314,7 +342,7 @@ def _read_splits(s: dict) -> list[str]:
 
 
 def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
-           max_tokens, tokens_seen, counter, dopts, dinfo) -> dict[str, Any]:
+           max_tokens, tokens_seen, counter, dopts, dinfo, tasks) -> dict[str, Any]:
     base = out.parent
     base.mkdir(parents=True, exist_ok=True)
     ex_path = out.with_name(out.stem + ".excluded.jsonl")
@@ -329,9 +357,10 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         if "score" in d:
             d["score"] = round(float(d["score"]), 4)
         lines.append(json.dumps(d, sort_keys=True, ensure_ascii=False))
-    ex_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     rows_out = e.unique("row").group_by("source").len() if e.height else pl.DataFrame({"source": [], "len": []})
     n_out = dict(rows_out.iter_rows())
+    by_task = e.filter(pl.col("reason") == "task")
+    task_out = dict(by_task.group_by("source").len().iter_rows()) if by_task.height else {}
     total = sum(sh["samples"] for s in kept for sh in s["shards"]) or 1
     meaning = spec.get("weight_meaning", "epochs")
     n_after = {s["name"]: sum(sh["samples"] for sh in s["shards"]) - n_out.get(s["name"], 0) for s in kept}
@@ -345,7 +374,8 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
                "license": s["man"].get("license"), "access": s["man"].get("access"),
                "shards": [{"path": _rel(s["manifest"].parent / sh["path"], base), "sha256": sh["sha256"],
                            "samples": sh["samples"]} for sh in s["shards"]],
-               "excluded_keys": ex_path.name if n_out.get(s["name"]) else None}
+               "excluded_keys": ex_path.name if n_out.get(s["name"]) else None,
+               "filtered_by_task": task_out.get(s["name"], 0)}
         if meaning == "epochs":
             src["epochs"], src["draws"] = s["weight"], int(round(s["weight"] * n))
         sources.append(src)
@@ -360,6 +390,7 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         "decontam": {"by_benchmark": by(e.filter(pl.col("reason") == "decontam"), "benchmark"),
                      "by_rule": by(e.filter(pl.col("reason") == "decontam"), "rule"),
                      "settings": vars(dopts), "test_items": ts.counts() if ts else {},
+                     "image_near_checks": dict(ts.near_checks) if ts else {},
                      "boilerplate_grams_ignored": ts.stop_grams if ts else 0, "benchmark_files": [
                          {**b, "path": _rel(Path(b["path"]), base)} for b in bfiles], "enabled": opts.decontaminate},
         "traps": by(e.filter(pl.col("reason") == "trap"), "benchmark"),
@@ -373,13 +404,18 @@ def _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sou
         "licence": {"exclude_access": sorted(opts.exclude_access), "exclude_licence": sorted(opts.exclude_licence),
                     "sources_excluded": dropped_sources},
         "missing_sources": missing,
+        "tasks": {"keep": tasks, "rows_filtered": by_task.height,
+                  "by_source": {k: task_out[k] for k in sorted(task_out, key=lambda n: order.get(n, 0))},
+                  "by_task": by(by_task, "rule")},
     }
     man = {"schema": STAGE_SCHEMA, "stage": stage, "kind": spec["kind"], "title": spec.get("title", ""),
            "seed": opts.seed, "box_format": spec.get("box_format", "qwen3"), "image": spec.get("image"),
            "weight_meaning": "probability", "weight_meaning_text": WEIGHT_MEANINGS["probability"],
            "spec_weight_meaning": meaning, "draws_per_epoch": sum(s.get("draws", 0) for s in sources) or None,
            "spec": {"path": _rel(spec_path, base), "sha256": _sha256(spec_path)},
-           "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
+           "tasks": tasks, "sources": sources, "samples": sum(s["samples"] for s in sources), "filters": filters,
            "training": spec["training"]}
-    out.write_text(json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # exclusions first, the manifest last; all or nothing (a full disk leaves the previous pair as it was)
+    publish([(ex_path, "".join(line + "\n" for line in lines).encode("utf-8")),
+             (out, (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))])
     return man

@@ -22,6 +22,7 @@ import polars as pl
 from medmo_data.shards.reader import ShardError, check_index
 
 from .budget import CHARS_PER_TOKEN, image_tokens
+from .publish import publish
 from .stage import StageManifestError, load_stage_manifest
 
 COLS = ["key", "shard", "task", "modality", "n_images", "widths", "heights", "prompt_chars", "n_objects",
@@ -161,12 +162,7 @@ def report(manifest_path: Path, out: Path) -> list[Path]:
     raw = load_stage_manifest(manifest_path).raw  # a clear error for a missing or malformed manifest
     df = collect(manifest_path)
     pngs = plots(df, raw)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in pngs.items():
-        p = out.with_name(f"{out.stem}_{name}.png")
-        p.write_bytes(data)
-        written.append(p)
+    written = [out.with_name(f"{out.stem}_{name}.png") for name in pngs]
     f = raw.get("filters", {})
     src_rows = [[s["name"], f"{s['samples']:,}", f"{s['weight']:.4f}", s.get("license", ""), s.get("access", ""),
                  len(s["shards"]), f.get("by_source", {}).get(s["name"], 0)] for s in raw["sources"]]
@@ -189,5 +185,5 @@ weights: {html.escape(raw.get('weight_meaning_text', raw.get('weight_meaning', '
 <h2>filtered</h2>{_table(excl, ['what', 'samples'])}
 <h2>training</h2>{_table(sorted(raw['training'].items()), ['setting', 'value'])}
 {imgs}</body></html>"""
-    out.write_text(page, encoding="utf-8")
+    publish([*zip(written, pngs.values(), strict=True), (out, page.encode("utf-8"))])  # the page last
     return [out, *written]

@@ -109,6 +109,7 @@ INDEX_SCHEMA = pa.schema([
     ("task", pa.string()), ("modality", pa.string()), ("license", pa.string()), ("access", pa.string()),
     ("n_images", pa.int32()), ("widths", pa.list_(pa.int32())), ("heights", pa.list_(pa.int32())),
     ("image_sha256", pa.list_(pa.string())), ("image_dhash", pa.list_(pa.int64())),
+    ("image_thumb", pa.list_(pa.binary())),  # 16x16 grey per image: confirms near matches in `mix`
     ("prompt", pa.string()), ("prompt_norm_sha1", pa.string()), ("answer_norm_sha1", pa.string()),
     ("prompt_chars", pa.int64()), ("answer_chars", pa.int64()), ("prompt_words", pa.int64()),
     ("n_objects", pa.int32()), ("box_areas", pa.list_(pa.float64())),
