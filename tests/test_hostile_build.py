@@ -115,9 +115,12 @@ def test_one_reason_over_the_rate_fails_and_the_option_overrides(tmp_path):
 
 
 def test_cli_exit_1_for_a_source_in_another_layout(tmp_path):
-    """DeepLesion with its slices under another folder name: every record is missing_image."""
+    """DeepLesion with its slice folders one level deeper than the recipe expects (Images_png/ exists, so
+    the recipe's own layout check passes): every record is missing_image -> exit 1 naming the layout."""
     raw = make("deeplesion", tmp_path / "raw")
-    (raw / "Images_png").rename(raw / "images")
+    (raw / "Images_png").rename(raw / "unpacked")
+    (raw / "Images_png").mkdir()
+    (raw / "unpacked").rename(raw / "Images_png" / "Images_png")
     cmd = [sys.executable, "-m", "medmo_data.cli", "build", "--recipe", "deeplesion", "--input", str(raw),
            "--output", str(tmp_path / "out")]
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -34,7 +34,7 @@ def _all_output_text(folder: Path) -> str:
     out = []
     for p in sorted(folder.iterdir()):
         if p.suffix == ".parquet":
-            out.append(json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False))
+            out.append(json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=bytes.hex))  # thumbnails are bytes
         elif p.is_file():
             out.append(p.read_bytes().decode("utf-8", "replace"))
     return "\n".join(out)

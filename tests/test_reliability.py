@@ -71,7 +71,7 @@ def _output_bytes(folder: Path, with_rejects: bool = True) -> bytes:
     scanned = b""
     for p in sorted(folder.iterdir()):
         if p.suffix == ".parquet":
-            scanned += json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False).encode()
+            scanned += json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=bytes.hex).encode()
         elif p.is_file() and (with_rejects or p.name != "rejects.jsonl"):
             scanned += p.read_bytes()
     return scanned
