@@ -31,20 +31,40 @@ def _font(size: int = 11):
         return ImageFont.load_default()
 
 
+def _fit(word: str, font, width: int) -> int:
+    """How many leading characters of `word` fit in `width` pixels (at least 1): a binary search, since
+    a token of thousands of characters (a URL, base64) would make a linear scan quadratic."""
+    lo, hi = 1, min(len(word), width + 1)  # a glyph is at least a pixel wide
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if font.getlength(word[:mid]) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def wrap_text(text: str, font, width: int, max_lines: int) -> list[str]:
     """Lines of at most `width` pixels, broken between words (a word wider than a line is split); when
-    the text needs more than `max_lines`, the last line ends at a word with an ellipsis."""
+    the text needs more than `max_lines`, the last line ends at a word with an ellipsis. Stops reading the
+    text once it has one line more than it can draw; a glyph is at least a pixel wide, so no more than
+    (max_lines + 1) x width characters are ever measured (a 100k-character token took seconds a line)."""
+    text = text[: (max_lines + 1) * (width + 1)]
     lines: list[str] = []
     for para in text.split("\n"):
         line = ""
         for word in para.split():
-            while font.getlength(word) > width:  # a URL or a long token: split it, nothing else is cut
-                k = max(1, next(i for i in range(len(word), 0, -1) if font.getlength(word[:i]) <= width))
+            if len(lines) > max_lines:
+                break
+            while font.getlength(word[: width + 1]) > width:  # a URL or a long token: split it
+                k = _fit(word, font, width)
                 if line:
                     lines.append(line)
                     line = ""
                 lines.append(word[:k])
                 word = word[k:]
+                if len(lines) > max_lines:
+                    break
             cand = f"{line} {word}" if line else word
             if font.getlength(cand) <= width:
                 line = cand
@@ -52,6 +72,8 @@ def wrap_text(text: str, font, width: int, max_lines: int) -> list[str]:
                 lines.append(line)
                 line = word
         lines.append(line)
+        if len(lines) > max_lines:
+            break
     if len(lines) <= max_lines:
         return lines
     words = lines[max_lines - 1].split()

@@ -257,3 +257,22 @@ def test_make_test_writes_nothing_into_the_repo_root():
     recipe = make.split("\ntest: venv\n", 1)[1].split("\n\n", 1)[0]
     assert "-p no:cacheprovider" in recipe and "$(TEST_ENV)" in recipe
     assert "HYPOTHESIS_STORAGE_DIRECTORY=" in make.split("TEST_ENV :=", 1)[1].split("\n", 1)[0]
+
+
+def test_wrap_text_measures_only_what_it_can_draw():
+    """A 200k-character token (base64, a URL) once made `show` take seconds per panel: wrapping measures
+    at most (max_lines + 1) x (width + 1) characters, whatever the text's length."""
+    from medmo_data.show import wrap_text
+
+    class OnePixelFont:  # 1 px per character; records what it was asked to measure
+        def __init__(self) -> None:
+            self.calls, self.longest = 0, 0
+
+        def getlength(self, s: str) -> float:
+            self.calls, self.longest = self.calls + 1, max(self.longest, len(s))
+            return float(len(s))
+
+    font = OnePixelFont()
+    lines = wrap_text("x" * 200_000 + " word" * 10_000, font, 50, 3)
+    assert lines[:2] == ["x" * 50, "x" * 50] and lines[2].endswith("…") and len(lines) == 3
+    assert font.longest <= 4 * 51 and font.calls < 200
