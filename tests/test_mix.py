@@ -448,3 +448,18 @@ def test_mix_output_bytes_are_pinned(tmp_path):
                                                                              "text_exact", "text_ngram", "pmcid"}
     assert man == (GOLDEN / "stage.json").read_bytes()
     assert excl == (GOLDEN / "stage.excluded.jsonl").read_bytes()
+
+
+def test_token_count_of_an_empty_index_file(tmp_path):
+    """The task filter can leave an index file with no rows: counting its prompts with a real tokenizer
+    returns nothing instead of failing inside the tokenizer (the demo's stage 4 died here)."""
+    import numpy as np
+
+    pytest.importorskip("torchvision")
+    from medmo_data.mix.budget import TextCounter
+    from medmo_train.tiny import build_processor
+
+    build_processor().save_pretrained(tmp_path / "tiny")
+    counter = TextCounter(str(tmp_path / "tiny"))
+    assert counter.count([], [], [], np.zeros(0, dtype=np.int64)).shape == (0,)
+    assert counter.count(["Is there a mass?"], [""], [1], np.array([16]))[0] > 4

@@ -102,6 +102,8 @@ class TextCounter:
 
     def count(self, prompts: list[str], systems: list[str], n_images: list[int], chars: np.ndarray) -> np.ndarray:
         """Text-side tokens of each prompt (system turn included)."""
+        if not prompts:  # an index file whose rows all left by an earlier rule (e.g. the task filter)
+            return np.zeros(0, dtype=np.int64)
         sys_texts = [self.system_prompt or s or "" for s in systems]
         if self.tok is None:
             sys_chars = np.array([len(s) for s in sys_texts], dtype=np.int64)
