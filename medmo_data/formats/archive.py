@@ -20,7 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from medmo_data.recipe import ImageSource
+from medmo_data.recipe import ImageSource, SourceError
+
+# No member is decompressed beyond this many bytes (the zip's declared sizes can lie): an image member over
+# it reaches the decoder one byte over the decoder's own cap (pixels.limits.MAX_FILE_BYTES, the same value,
+# tested) and is rejected there as `file_too_large`; any other member stops the build with its name.
+MAX_MEMBER_BYTES = 1 << 30
 
 
 def _prefix(zf: zipfile.ZipFile, prefixes: Sequence[str]) -> str | None:
@@ -94,7 +99,10 @@ class ReleaseTree:
         hit = self._locate(rel)
         if hit is None:
             raise FileNotFoundError(f"{self.where(rel)} is not in the zip")
-        return hit[0].read(hit[1])
+        data = _bounded(*hit)
+        if len(data) > MAX_MEMBER_BYTES:
+            raise SourceError(f"{self.where(rel)}: over {MAX_MEMBER_BYTES} bytes uncompressed")
+        return data
 
     def where(self, rel: str) -> str:
         """Where `rel` is (or would be), for messages: a path, or `archive.zip:member`."""
@@ -112,7 +120,7 @@ class ReleaseTree:
         if not self.members:
             return ImageSource(path=str(self.dir / rel))
         hit = self._locate(rel)
-        return ImageSource(data=hit[0].read(hit[1])) if hit else ImageSource(path=self.where(rel))
+        return ImageSource(data=_bounded(*hit)) if hit else ImageSource(path=self.where(rel))
 
     def subtree(self, folder: str, zips: Sequence[str] = (), prefixes: Sequence[str] = (),
                 flat: bool = False) -> ReleaseTree:
@@ -142,3 +150,9 @@ class ReleaseTree:
         if flat:
             sub._index()
         return sub
+
+
+def _bounded(zf: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes, decompressed no further than MAX_MEMBER_BYTES + 1 (a zip bomb stops there)."""
+    with zf.open(name) as f:
+        return f.read(MAX_MEMBER_BYTES + 1)
