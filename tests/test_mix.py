@@ -456,8 +456,9 @@ def test_token_count_of_an_empty_index_file(tmp_path):
     import numpy as np
 
     pytest.importorskip("torchvision")
-    from medmo_data.mix.budget import TextCounter
     from medmo_train.tiny import build_processor
+
+    from medmo_data.mix.budget import TextCounter
 
     build_processor().save_pretrained(tmp_path / "tiny")
     counter = TextCounter(str(tmp_path / "tiny"))
