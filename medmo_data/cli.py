@@ -289,9 +289,10 @@ def mix_cmd(
     no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Skip dedup.")] = False,
 ) -> None:
     """Resolve a stage spec against built sources: decontaminate, dedup, filter; write the stage manifest."""
-    from medmo_data.mix.mixer import MixError, MixOptions, find_spec
+    from medmo_data.mix.mixer import MixOptions
     from medmo_data.mix.mixer import mix as run_mix
     from medmo_data.mix.publish import PublishError
+    from medmo_data.mix.spec import MixError, find_spec
 
     if (stage is None) == (spec is None):
         fail("pass exactly one of --stage N or --spec FILE")

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from medmo_data.cli import app
-from medmo_data.mix.mixer import MixError, MixOptions, licence_classes, load_spec, mix
+from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.publish import PublishError
+from medmo_data.mix.spec import MixError, licence_classes, load_spec
 from medmo_data.mix.stage import load_stage_manifest
 from medmo_data.shards.writer import INDEX_SCHEMA
 from tests.helpers import build_fixture, read_samples

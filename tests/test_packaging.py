@@ -43,7 +43,7 @@ def test_wheel_contents_and_import(tmp_path):
     # plus the dependencies' folder are importable.
     code = (f"import sys; sys.path[:0] = [{str(target)!r}, {sysconfig.get_paths()['purelib']!r}]; "
             "import medmo_data, medmo_data.recipes.vqa_rad as v, medmo_train.rewards as r; "
-            "from medmo_data.recipe import all_recipes; from medmo_data.mix.mixer import find_spec; "
+            "from medmo_data.recipe import all_recipes; from medmo_data.mix.spec import find_spec; "
             "assert medmo_data.__file__.startswith(sys.path[0]), medmo_data.__file__; "
             "print(len(all_recipes()), r.box_score([[0, 0, 2, 2]], [[0, 0, 2, 2]]), find_spec(4).name)")
     r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
