@@ -21,10 +21,13 @@ Near-duplicates inside one source are left alone: adjacent CT slices look alike 
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
-from .decontam import band_values, bands, informative
+from .decontam import bands
 
 DESCRIBE = ("caption", "report", "summarization")
 
@@ -49,69 +52,171 @@ def dedup_frame(index: pl.DataFrame, src: int) -> pl.DataFrame:
     )
 
 
+MEMORY_ROWS = 40_000_000  # past this many rows the compact frames go to a temporary folder (~54 bytes a row)
+PARTITION_ROWS = 40_000_000  # rule 3 sorts at most about this many rows at a time
+
+
+class Parts:
+    """The compact frames of every index file, in arrival (row) order: kept in memory up to MEMORY_ROWS
+    rows, past that written to Parquet in a temporary folder, so a 260M-row stage holds none of them."""
+
+    def __init__(self) -> None:
+        self.frames: list[pl.DataFrame] = []
+        self.rows = 0
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._files: list[str] = []
+
+    def add(self, df: pl.DataFrame) -> None:
+        self.rows += df.height
+        if self._tmp is None and self.rows > MEMORY_ROWS:
+            self._tmp = tempfile.TemporaryDirectory(prefix="medmo-mix-dedup-")
+            for f in self.frames:
+                self._write(f)
+            self.frames.clear()
+        if self._tmp is not None:
+            self._write(df)
+        else:
+            self.frames.append(df)
+
+    def _write(self, df: pl.DataFrame) -> None:
+        assert self._tmp is not None
+        path = str(Path(self._tmp.name) / f"part-{len(self._files):06d}.parquet")
+        df.write_parquet(path, compression="lz4", statistics=False)  # hashes do not compress; lz4 is ~free
+        self._files.append(path)
+
+    @property
+    def spilled(self) -> bool:
+        return self._tmp is not None
+
+    def lazy(self) -> pl.LazyFrame:
+        if self._tmp is not None:
+            return pl.scan_parquet(self._files)
+        return pl.concat(self.frames, rechunk=False).lazy() if self.frames else pl.LazyFrame()
+
+    def close(self) -> None:
+        self.frames.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
 def _in_row_order(df: pl.DataFrame) -> pl.DataFrame:
     """The frame sorted by row: the rules below rely on it; the mixer hands rows over in order already."""
     r = df["row"].to_numpy()
     return df if (r[1:] > r[:-1]).all() else df.sort("row")
 
 
-def dedup(parts: list[pl.DataFrame], distance: int = 2,
-          window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
-    """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources). The list
-    is emptied: its frames are concatenated and released as the rules narrow the rows down."""
-    df = _in_row_order(pl.concat(parts))
-    parts.clear()
+def _key_hash(key: list[str]) -> pl.Expr:
+    return pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=13 + i) for i, c in enumerate(key)])
+
+
+def _repeats(lf: pl.LazyFrame, key: list[str]) -> pl.DataFrame:
+    """The rows of `lf` whose `key` occurs more than once, in row order. One 64-bit hash of the key per
+    row (each column hashed with its own seed; 8 bytes a row in memory), sorted, finds the repeated
+    values; a hash collision only adds rows, so the exact window that then runs on these few rows
+    decides as it would on all rows."""
+    hk = lf.select(_key_hash(key).alias("h")).collect().to_series().sort()
+    again = hk.filter(hk == hk.shift(1)).unique()
+    del hk
+    return _in_row_order(lf.filter(_key_hash(key).is_in(again.implode())).collect())
+
+
+def _informative(c: pl.Expr) -> pl.Expr:
+    """decontam.informative as an expression: 4 to 60 set bits."""
+    n = c.bitwise_count_ones()
+    return (n >= 4) & (n <= 60)
+
+
+def _band(c: pl.Expr, shift: int, width: int) -> pl.Expr:
+    u = c.reinterpret(signed=False)
+    return u if width >= 64 else (u // pl.lit(1 << shift, pl.UInt64)) % pl.lit(1 << width, pl.UInt64)
+
+
+def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
+    """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources, collected
+    in `parts`). Each rule reads only the columns it needs; rule 3 works on partitions of the rows past
+    PARTITION_ROWS (a bucket never spans two partitions), so memory stays bounded at any row count."""
+    src = parts.lazy()
     out = []
     # 1. identical samples
     key = ["img", "ph", "ah"]
-    d1 = df.with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
+    d1 = _repeats(src, key).with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
     d1 = d1.with_columns(reason=pl.when(pl.col("img").is_null()).then(pl.lit("dup_text_exact"))
                          .otherwise(pl.lit("dup_exact")))
     out.append(d1.select("row", "reason", "kept"))
-    rest = _in_row_order(df.join(d1.select("row"), on="row", how="anti").filter(pl.col("img").is_not_null()))
-    del df  # rule 1's input is not needed past here
+    rest = src.filter(pl.col("img").is_not_null() & ~pl.col("row").is_in(d1["row"].implode()))
     # 2. same images, same task kind (+ question), another source
     key = ["img", "family", "qkey"]
     # rows are in row order, so the group's first src is the kept row's (one window pass, no join)
-    g = rest.with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
+    g = _repeats(rest, key).with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
     d2 = g.filter(pl.col("src") != pl.col("ksrc")).with_columns(reason=pl.lit("dup_image_exact"))
     out.append(d2.select("row", "reason", "kept"))
-    del g
-    rest = rest.join(d2.select("row"), on="row", how="anti").drop_nulls("dh0")
+    rest = rest.filter(~pl.col("row").is_in(d2["row"].implode()) & pl.col("dh0").is_not_null()
+                       & _informative(pl.col("dh0"))).select("row", "src", "family", "dh0", "qkey")
     # 3. near images across sources, sorted neighbourhood per band
     info = {"near_oversize_bucket_rows": 0}
-    if rest.height and distance >= 0 and rest["src"].n_unique() > 1:
-        h = rest["dh0"].to_numpy()
-        rest = _in_row_order(rest.filter(pl.Series(informative(h))))
-        h = rest["dh0"].to_numpy().astype(np.uint64)
-        fam = rest["family"].to_physical().to_numpy().astype(np.uint64) << np.uint64(32)
-        q = rest["qkey"].to_numpy()
-        row = rest["row"].to_numpy()
-        src = rest["src"].to_numpy()
+    if distance >= 0:
+        n, n_src = rest.select(pl.len(), pl.col("src").n_unique()).collect().row(0)
         drop_row: dict[int, int] = {}
-        for shift, width in bands(distance):
-            # bucket = (family, band value) in one word (band < 2**32) and the question key; lexsort is
-            # stable and the arrays are in row order, so each bucket comes out sorted by row
-            b = band_values(h, shift, width).astype(np.uint64)
-            keys = [fam | b] if width <= 32 else [b, fam]
-            order = np.lexsort((*keys, q))
-            kk = [k[order] for k in (*keys, q)]
-            hh, rr, ss = h[order], row[order], src[order]
-            for k in range(1, window + 1):
-                if k >= len(order):
-                    break
-                same = np.logical_and.reduce([x[k:] == x[:-k] for x in kk])
-                hit = same & (ss[k:] != ss[:-k]) & (np.bitwise_count(hh[k:] ^ hh[:-k]) <= distance)
-                for i in np.nonzero(hit)[0]:
-                    r, kr = int(rr[i + k]), int(rr[i])
-                    if r not in drop_row or kr < drop_row[r]:
-                        drop_row[r] = kr
-            change = np.logical_or.reduce([x[1:] != x[:-1] for x in kk])
-            runs = np.diff(np.flatnonzero(np.r_[True, change, True]))
-            info["near_oversize_bucket_rows"] += int(runs[runs > window + 1].sum())
+        if n and n_src > 1:
+            k = -(-n // PARTITION_ROWS)
+            cols = _near_columns(_in_row_order(rest.collect())) if k == 1 else None
+            for shift, width in bands(distance):
+                for p in range(k):
+                    if k > 1:  # one partition of this band's buckets: (family, question, band) hashed
+                        bucket = _key_hash(["family", "qkey"]) ^ _band(pl.col("dh0"), shift, width).hash(seed=29)
+                        cols = _near_columns(_in_row_order(rest.filter(bucket % k == p).collect()))
+                    assert cols is not None
+                    info["near_oversize_bucket_rows"] += _near_band(cols, shift, width, distance, window, drop_row)
         if drop_row:
             rows = np.fromiter(drop_row.keys(), np.int64, len(drop_row))
             kept = np.fromiter(drop_row.values(), np.int64, len(drop_row))
             out.append(pl.DataFrame({"row": rows, "reason": ["dup_image_near"] * len(rows), "kept": kept}))
     res = pl.concat([o.cast({"row": pl.Int64, "kept": pl.Int64}) for o in out]).sort("row")
     return res, info
+
+
+def _near_columns(rest: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The arrays rule 3 works on (rows of one partition, in row order). The question key becomes its rank among the distinct keys (same
+    order as the key), so family, rank and band value fit one sortable 64-bit word for most bands."""
+    q_rank = rest.select(pl.col("qkey").rank("dense") - 1)["qkey"].to_numpy().astype(np.uint64)
+    return {"h": rest["dh0"].to_numpy().astype(np.uint64), "row": rest["row"].to_numpy(),
+            "src": rest["src"].to_numpy(), "fam": rest["family"].to_physical().to_numpy().astype(np.uint64),
+            "q": q_rank, "q_bits": np.uint64(int(q_rank.max()).bit_length() if len(q_rank) else 0)}
+
+
+def _near_band(c: dict[str, np.ndarray], shift: int, width: int, distance: int, window: int,
+               drop_row: dict[int, int]) -> int:
+    """One band of rule 3: rows sorted by bucket (question, family, band value), ties in row order, each
+    compared with the `window` rows before it in its bucket; hits go to `drop_row` (row -> kept row, the
+    smallest). Returns the rows in buckets longer than the window (they may miss a partner)."""
+    if not len(c["h"]):  # an empty partition
+        return 0
+    b = (c["h"] >> np.uint64(shift)) & np.uint64((1 << width) - 1)  # band_values, without an int64 copy
+    fam_bits = max(int(c["fam"].max()).bit_length(), 1)
+    if width + fam_bits + int(c["q_bits"]) <= 64:  # one sort key
+        keys = {"k": (c["q"] << np.uint64(width + fam_bits)) | (c["fam"] << np.uint64(width)) | b}
+    else:  # wide band (distance 0) or very many distinct questions: three
+        keys = {"q": c["q"], "fam": c["fam"], "b": b}
+    del b
+    # a stable sort keeps row order inside each bucket; polars sorts the dHash and source along (multi-
+    # threaded, ~3x numpy's stable argsort followed by gathers); rows are looked up for hits only
+    srt = pl.DataFrame({**keys, "h": c["h"], "src": c["src"]}).with_row_index("i").sort(list(keys), maintain_order=True)
+    del keys
+    sk = [srt[k].to_numpy() for k in srt.columns[1:-2]]
+    change = np.logical_or.reduce([x[1:] != x[:-1] for x in sk])
+    ck = sk[0] if len(sk) == 1 else np.cumsum(np.r_[np.int64(0), change], dtype=np.int64)  # equal within a bucket
+    runs = np.diff(np.flatnonzero(np.r_[True, change, True]))
+    del change, sk
+    hh, ss, order = srt["h"].to_numpy(), srt["src"].to_numpy(), srt["i"].to_numpy()
+    for k in range(1, min(window, int(runs.max()) - 1 if len(runs) else 0) + 1):
+        # pairs (i, i + k) inside one bucket from different sources, within `distance` bits; whole-array
+        # comparisons, then one gather of the few hits
+        m = ck[k:] == ck[:-k]
+        m &= ss[k:] != ss[:-k]
+        m &= np.bitwise_count(hh[k:] ^ hh[:-k]) <= distance
+        i = np.flatnonzero(m)
+        for r, kr in zip(c["row"][order[i + k]].tolist(), c["row"][order[i]].tolist(), strict=True):
+            if r not in drop_row or kr < drop_row[r]:
+                drop_row[r] = kr
+    return int(runs[runs > window + 1].sum())

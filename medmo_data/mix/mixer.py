@@ -37,7 +37,7 @@ from .decontam import (
     items_from_index,
     trap_hits,
 )
-from .dedup import dedup, dedup_frame
+from .dedup import Parts, dedup, dedup_frame
 from .publish import publish
 from .spec import LICENCE_CLASSES, WEIGHT_MEANINGS, MixError, licence_classes, load_spec
 from .stage import STAGE_SCHEMA
@@ -167,7 +167,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
     tasks: list[str] | None = spec.get("tasks")
 
     excl: list[pl.DataFrame] = []
-    dd: list[pl.DataFrame] = []
+    dd = Parts()
     files: list[tuple[int, Path, int, int]] = []
     tokens_seen: list[np.ndarray] = []
     row0 = 0
@@ -203,10 +203,13 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
                 excl.append(e)
             if opts.deduplicate:
                 gone = e.select("row") if e.height else pl.DataFrame(schema={"row": pl.Int64})
-                dd.append(dedup_frame(df.join(gone, on="row", how="anti"), si))
+                dd.add(dedup_frame(df.join(gone, on="row", how="anti"), si))
     dinfo: dict[str, Any] = {}
-    if dd and opts.deduplicate:
-        drops, dinfo = dedup(dd, distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
+    if dd.rows and opts.deduplicate:
+        try:
+            drops, dinfo = dedup(dd, distance=int((spec.get("dedup") or {}).get("image_dhash_distance", 2)))
+        finally:
+            dd.close()
         if drops.height:
             excl.append(_resolve_keys(drops, files, kept))
     man = _write(spec, spec_path, opts, out, stage, splits, kept, missing, dropped_sources, excl, ts, bfiles,
