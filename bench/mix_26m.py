@@ -82,18 +82,22 @@ def _frame(rng: np.random.Generator, n: int, start: int, shard: str, split: str,
     )
 
 
-def write_source(root: Path, name: str, frames: list[pl.DataFrame]) -> None:
-    """Index files + a source manifest (tar entries with placeholder hashes: the tars never exist)."""
-    d = root / name
+def write_index(d: Path, df: pl.DataFrame) -> dict:
+    """One index file; its manifest entry (a placeholder tar hash: the tars never exist)."""
     d.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for df in frames:
-        stem = df["shard"][0].removesuffix(".tar")
-        df.write_parquet(d / f"{stem}.index.parquet", compression="zstd")
-        shards.append({"path": f"{stem}.tar", "split": df["split"][0], "group": df["split"][0],
-                       "samples": df.height, "bytes": 0, "sha256": "0" * 64, "index": f"{stem}.index.parquet"})
+    stem = df["shard"][0].removesuffix(".tar")
+    df.write_parquet(d / f"{stem}.index.parquet", compression="zstd")
+    return {"path": f"{stem}.tar", "split": df["split"][0], "group": df["split"][0], "samples": df.height,
+            "bytes": 0, "sha256": "0" * 64, "index": f"{stem}.index.parquet"}
+
+
+def write_manifest(d: Path, name: str, shards: list[dict]) -> None:
     man = {"source": name, "license": "CC-BY-4.0", "access": "open", "shards": shards}
     (d / "manifest.json").write_text(json.dumps(man))
+
+
+def write_source(root: Path, name: str, frames: list[pl.DataFrame]) -> None:
+    write_manifest(root / name, name, [write_index(root / name, df) for df in frames])
 
 
 def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
@@ -108,7 +112,7 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
     start = 0
     roco_imgs: list[pl.DataFrame] = []
     for name, count in parts.items():
-        frames = []
+        shards = []  # each file is written as soon as it is made: a 260M-row index never sits in memory
         for f, a in enumerate(range(0, count, ROWS_PER_FILE)):
             m = min(ROWS_PER_FILE, count - a)
             templ = pl.Series(TEMPLATES)[rng.integers(0, len(TEMPLATES), m)]
@@ -134,8 +138,8 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
             if name == "medtrinity" and f == 0:
                 df = df.with_columns(prompt=pl.when(pl.int_range(pl.len()) < 500)
                                      .then(pl.lit(text_q[0])).otherwise(pl.col("prompt")))
-            frames.append(df)
-        write_source(root, name, frames)
+            shards.append(write_index(root / name, df))
+        write_manifest(root / name, name, shards)
     return parts
 
 
