@@ -6,12 +6,15 @@ Writes N training rows as per-shard index Parquet files in the real schema (medm
 INDEX_SCHEMA) for four image-caption sources (medtrinity 70 %, roco, pmc_oa, pubmed_vision 10 % each),
 plus two benchmark sources with test splits (20,000 VQA items with images, 10,000 long text questions).
 Prompts: 90 % from 50 caption templates, 10 % unique 12-word questions. Planted: 0.01 % of rows copy a
-test image, 500 rows copy a test question, 10 % of pmc_oa rows copy a roco image (exact or 1-bit dHash
-change). Then it times `mix` in a child process and reads its peak RSS, and times the floor: one plain
-polars lazy query (`BASELINE`, no project code) doing the exact-match rules over the same files -- test
-prompt hash and test image sha256 joins, identical samples, the same images in another source for the
-same task kind -- in its own child. `mix` does more (8-gram containment, near images, traps, budget, the
-exclusion lines and manifest), so the ratio is an upper bound on its overhead over a column engine.
+test image; in medtrinity's first file 500 prompts hold a test question (8-gram containment), 100 images
+are 2 dHash bits from a test image, 20 rows carry a PubMedQA PQA-L trap in meta, 50 carry a test
+question's prompt hash; 10 % of pmc_oa rows copy a roco image (exact or 1-bit dHash change). Then it times `mix` in a child process and reads its peak RSS, and times two floors, each in its
+own child, neither importing project code:
+- `bench/mix_floor.py`: the same rules as plain polars queries (traps, text exact and 8-gram
+  containment, image exact and near, the three dedup rules). It must exclude exactly the rows `mix`
+  excludes (`same_rows`); the issue's goal is `mix` within 1.3x of it, peak RSS <= 4 GiB;
+- `BASELINE` below: the exact-match rules only (test prompt hash and test image sha256 joins, identical
+  samples, the same images in another source for the same task kind), for what the fuzzy rules cost.
 """
 
 from __future__ import annotations
@@ -135,9 +138,19 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
                     .otherwise(df["image_sha256"].head(k)))
                 df = pl.concat([copy.hstack(df.head(k).drop("image_sha256", "image_dhash")).select(df.columns),
                                 df.slice(k)])
-            if name == "medtrinity" and f == 0:
-                df = df.with_columns(prompt=pl.when(pl.int_range(pl.len()) < 500)
-                                     .then(pl.lit(text_q[0])).otherwise(pl.col("prompt")))
+            if name == "medtrinity" and f == 0:  # one case per decontamination rule and a trap
+                i = pl.int_range(pl.len())
+                dh = df["image_dhash"].list.first().to_numpy().copy()
+                dh[500:600] = vqa["image_dhash"].list.first().to_numpy()[:100] ^ ((1 << 3) | (1 << 40))
+                df = df.with_columns(
+                    # 8-gram containment: the prompt holds a test question, its hash is the row's own
+                    prompt=pl.when(i < 500).then(pl.lit(text_q[0])).otherwise(pl.col("prompt")),
+                    # a test image 2 dHash bits away, another sha256
+                    image_dhash=pl.concat_list(pl.Series(dh)),
+                    meta=pl.when((i >= 600) & (i < 620)).then(pl.lit('{"subset": "PQA-L "}')).otherwise(pl.col("meta")),
+                    # the normalised-prompt hash of a test question
+                    prompt_norm_sha1=pl.when((i >= 620) & (i < 670))
+                    .then(pl.lit(text_q.head(1).hash(seed=1).cast(pl.String)[0])).otherwise(pl.col("prompt_norm_sha1")))
             shards.append(write_index(root / name, df))
         write_manifest(root / name, name, shards)
     return parts
@@ -184,9 +197,11 @@ HWM = ("def HWM():\n"
        "    import resource; return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n")
 
 
-def baseline(data: Path) -> dict:
-    """The exact-match floor over `data` in a child process: seconds, rows it excludes, peak RSS."""
-    proc = subprocess.run([sys.executable, "-c", HWM + BASELINE, str(data)], capture_output=True, text=True, check=False)
+def baseline(data: Path, rules: bool = True) -> dict:
+    """A floor over `data` in a child process (rules=True: bench/mix_floor.py, all rules; else the
+    exact-match query): seconds, rows it excludes, peak RSS."""
+    cmd = [str(Path(__file__).with_name("mix_floor.py"))] if rules else ["-c", HWM + BASELINE]
+    proc = subprocess.run([sys.executable, *cmd, str(data)], capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -209,7 +224,7 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
     code = (HWM + "import json,sys,time;from pathlib import Path;from medmo_data.mix.mixer import mix,MixOptions;"
             "t=time.perf_counter();m,_=mix(Path(sys.argv[1]),MixOptions(data=Path(sys.argv[2]),out=Path(sys.argv[3])));"
             "print(json.dumps({'mix_s':time.perf_counter()-t,'samples':m['samples'],'filters':m['filters']['by_reason'],"
-            "'decontam':m['filters']['decontam']['by_benchmark'],"
+            "'decontam':m['filters']['decontam']['by_benchmark'],'excluded_rows':m['filters']['rows_excluded'],"
             "'peak_rss_mib':HWM()}))")
     proc = subprocess.run([sys.executable, "-c", code, str(root / "spec.yaml"), str(root / "data"),
                            str(root / "out" / "stage9.json")], capture_output=True, text=True, check=False)
@@ -220,9 +235,14 @@ def run(n: int = 26_000_000, keep: Path | None = None) -> dict:
                peak_rss_mib=round(res["peak_rss_mib"]),
                index_bytes=sum(p.stat().st_size for p in (root / "data").rglob("*.parquet")))
     base = baseline(root / "data")
+    exact = baseline(root / "data", rules=False)
     res.update(baseline_s=round(base["baseline_s"], 1), baseline_peak_rss_mib=round(base["peak_rss_mib"]),
-               baseline_excluded_rows=base["excluded_rows"], ratio_vs_baseline=round(res["mix_s"] / base["baseline_s"], 2),
-               goal="mix_s <= 1.3 x baseline_s, peak_rss_mib <= 4096", uptime=os.popen("uptime").read().strip())
+               baseline_excluded_rows=base["excluded_rows"], same_rows=base["excluded_rows"] == res["excluded_rows"],
+               ratio_vs_baseline=round(res["mix_s"] / base["baseline_s"], 2),
+               exact_floor_s=round(exact["baseline_s"], 1), exact_floor_peak_rss_mib=round(exact["peak_rss_mib"]),
+               ratio_vs_exact_floor=round(res["mix_s"] / exact["baseline_s"], 2),
+               goal="mix_s <= 1.3 x baseline_s (same rules), peak_rss_mib <= 4096",
+               uptime=os.popen("uptime").read().strip())
     if tmp:
         tmp.cleanup()
     return res

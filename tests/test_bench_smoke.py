@@ -105,3 +105,22 @@ def test_naive_reward_matches_vectorized():
     p, g = [[10, 10, 50, 60], [100, 100, 150, 170]], [[12, 8, 48, 66]]
     assert naive_box_score(p, g) == pytest.approx(rewards.box_score(p, g), abs=1e-12)
     assert naive_box_score(p, []) == 0.5 and naive_box_score([], g) == 0.0
+
+
+def test_mix_floor_applies_the_same_rules_as_mix():
+    """bench/mix_floor.py (plain polars, no project code) excludes exactly the rows `mix` excludes on the
+    bench's synthetic index, where every rule has planted cases; the exact-match floor excludes fewer."""
+    import subprocess
+    import sys
+
+    from bench.mix_26m import run
+
+    code = ("import runpy, sys; sys.argv = ['mix_floor', '/nonexistent']; "
+            "runpy.run_path('bench/mix_floor.py', run_name='not_main'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('medmo_data', 'medmo_train')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    r = run(40_000)
+    assert r["filters"] == {"decontam": 651, "dup_image_exact": 200, "dup_image_near": 200, "trap": 20}
+    assert r["decontam"] == {"MedQA": 550, "VQA-RAD": 101}
+    assert r["same_rows"] and r["baseline_excluded_rows"] == r["excluded_rows"] == 1071
