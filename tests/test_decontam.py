@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import polars as pl
 from PIL import Image
 
 from medmo_data.mix.decontam import DecontamOptions, ItemSet, items_from_file
@@ -280,3 +281,18 @@ def test_near_candidates_are_every_pair_within_the_distance():
         want = {(r, i) for r, h in enumerate(train) for i, b in enumerate(base)
                 if ((h ^ int(b)) & (2**64 - 1)).bit_count() <= d}
         assert got == want and (d < 2 or len(want) > 100)
+
+
+def test_words_normalises_only_non_ascii_texts_and_splits_like_python():
+    """decontam.words (NFKC only where a text has a non-ASCII character) gives the words Python's
+    NFKC + lower + \\w+ gives, on ASCII and on texts that NFKC changes."""
+    import re
+    import unicodedata
+
+    from medmo_data.mix.decontam import words
+
+    texts = ["Ｆｕｌｌ-width ＣＴ scan", "plain ASCII text, here!", "", "ﬁbrosis ① x² ＆ co", "Ärzte: Öl—über_all",
+             "tab\tand\nnewline", "Ⅻ ㎏ ﬀ", "naïve café (e\u0301)", None]
+    got = words(pl.Series(texts)).to_list()
+    assert got == [re.findall(r"\w+", unicodedata.normalize("NFKC", t or "").lower()) for t in texts]
+    assert got[0] == ["full", "width", "ct", "scan"] and got[3] == ["fibrosis", "1", "x2", "co"]

@@ -105,8 +105,11 @@ def benchmark_name(name: str) -> str:
 
 
 def words(texts: pl.Series) -> pl.Series:
-    """NFKC, lower case, runs of word characters: the polars twin of fingerprint.normalize_text."""
-    return texts.fill_null("").str.normalize("NFKC").str.to_lowercase().str.extract_all(r"\w+")
+    """NFKC, lower case, runs of word characters: the polars twin of fingerprint.normalize_text. ASCII
+    text is its own NFKC form, so only the other texts pay for the normalisation."""
+    t = texts.fill_null("")
+    t = pl.select(pl.when(t.str.contains(r"[^\x00-\x7F]")).then(t.str.normalize("NFKC")).otherwise(t)).to_series()
+    return t.str.to_lowercase().str.extract_all(r"\w+")
 
 
 def grams(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +265,7 @@ class ItemSet:
         self.stop_grams = len(stop)
         self.grams = gi.filter(~pl.col("gram").is_in(stop.implode()))
         self.den = self.grams.group_by("item").len("den")
-        self.gram_keys = np.sort(self.grams["gram"].unique().to_numpy())
+        self.gram_keys = self.grams["gram"].unique().implode()  # a hash set for is_in (~8x a binary search)
         ex = it.select("item", "shas").explode("shas").drop_nulls()
         self.img_exact = ex.select(sha64(pl.col("shas")).alias("sha"), "item")
         dh = _with_pos(it.select("item", "dhashes"), "dhashes", "ipos").drop_nulls()
@@ -292,12 +295,11 @@ class ItemSet:
         cols = ["row", "item", "rule", "score"]
         t = chunk.select("row", pl.col("prompt_norm_sha1").alias("prompt_sha1")).join(self.exact_text, on="prompt_sha1")
         hits.append(t.select("row", "item", pl.lit("text_exact").alias("rule"), pl.lit(1.0).alias("score")))
-        if len(self.gram_keys):
+        if self.grams.height:
             u = chunk.select("row", "prompt").with_columns(p=pl.col("prompt").hash(seed=3))
             first = u.unique("p", keep="first", maintain_order=True)
             r, g = grams(first["prompt"], o.ngram)
-            pos = np.searchsorted(self.gram_keys, g).clip(0, len(self.gram_keys) - 1)
-            keep = self.gram_keys[pos] == g
+            keep = pl.Series(g, dtype=pl.UInt64).is_in(self.gram_keys).to_numpy()
             if keep.any():
                 tg = pl.DataFrame({"u": r[keep], "gram": g[keep]}).unique()
                 c = tg.join(self.grams, on="gram").group_by("u", "item").len("n").join(self.den, on="item")

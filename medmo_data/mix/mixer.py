@@ -42,8 +42,9 @@ from .publish import publish
 from .spec import LICENCE_CLASSES, WEIGHT_MEANINGS, MixError, licence_classes, load_spec
 from .stage import STAGE_SCHEMA
 
-COLS = ["key", "shard", "id", "split", "task", "n_images", "widths", "heights", "image_sha256", "image_dhash",
-        "prompt", "prompt_norm_sha1", "answer_norm_sha1", "prompt_chars"]
+COLS = ["key", "shard", "id", "split", "task", "image_sha256", "image_dhash", "prompt", "prompt_norm_sha1",
+        "answer_norm_sha1", "meta"]
+BUDGET_COLS = ["n_images", "widths", "heights", "prompt_chars", "system"]  # read only for a token budget
 OPTIONAL = {"system": pl.String, "meta": pl.String, "image_thumb": pl.List(pl.Binary)}  # absent in older indexes
 
 
@@ -175,7 +176,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
         folder = s["manifest"].parent
         tars = {sh["path"] for sh in s["shards"]}
         for idx in sorted({sh["index"] for sh in s["shards"]}):
-            df = _read_index(folder / idx, COLS + ["system", "meta"])
+            df = _read_index(folder / idx, COLS + (BUDGET_COLS if max_tokens else []))
             df = df.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(list(tars)))
             df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
             files.append((si, folder / idx, row0, row0 + df.height))
