@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every row measured in this run against its side-by-side baseline.
 
     python -m bench [--quick] [--only build,fingerprints,img2dataset,scaling,ray,memory,png,mix,loader,reward]
-                    [--mix-n N]
+                    [--mix-n N] [--mix-keep DIR]
 
 Prints one table and writes bench/results/<UTC timestamp>.json (machine, load average, every number).
 A row whose piece is missing (e.g. `medmo_data.mix.mixer` not installed) prints "not available" and the run
@@ -29,9 +29,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROWS = ("build", "fingerprints", "img2dataset", "scaling", "ray", "memory", "png", "mix", "loader", "reward")
 
 
-def _mix(n: int, timeout: int) -> dict[str, Any]:
-    """bench/mix_26m.py's run(n) in a child (its own timeout), so a long run cannot hang the suite."""
-    code = f"import json; from bench.mix_26m import run; print(json.dumps(run({n})))"
+def _mix(n: int, timeout: int, keep: Path | None = None) -> dict[str, Any]:
+    """bench/mix_26m.py's run(n) in a child (its own timeout), so a long run cannot hang the suite;
+    `keep`: a folder where the generated index is kept and, when already there, reused."""
+    where = f", keep=Path({str(keep.resolve())!r})" if keep else ""
+    code = f"import json; from pathlib import Path; from bench.mix_26m import run; print(json.dumps(run({n}{where})))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           cwd=Path(__file__).resolve().parent.parent, check=False)
     if proc.returncode:
@@ -49,7 +51,7 @@ def _available(module: str) -> bool:
 
 
 def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, mix_keep: Path | None = None) -> dict[str, Any]:
     """Run the selected rows; each result or {"error"/"skipped": why}."""
     work = build_rows.workdir()
     scale = 0.1 if quick else 1.0
@@ -86,7 +88,8 @@ def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
                                                    shard_samples=max(5, int(100 * scale))), needs="ray")
         step("memory", lambda: build_rows.memory(work, n=max(20, int(300 * scale))))
         step("png", lambda: build_rows.png_levels(work, n=max(8, int(100 * scale))))
-        step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout), needs="medmo_data.mix.mixer")
+        step("mix", lambda: _mix(int(mix_n * scale) if quick else mix_n, mix_timeout, mix_keep),
+             needs="medmo_data.mix.mixer")
         step("loader", lambda: __import__("bench.loader", fromlist=["run"]).run(
             work, n_images=max(10, int(60 * scale)), n_text=max(50, int(600 * scale))), needs="medmo_train.data")
         step("reward", lambda: __import__("bench.reward", fromlist=["run"]).run(
@@ -206,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="about a tenth of the samples (smoke run)")
     ap.add_argument("--only", default=",".join(ROWS), help=f"comma list of rows: {','.join(ROWS)}")
     ap.add_argument("--mix-n", type=int, default=26_000_000, help="index rows for the mix row")
-    ap.add_argument("--mix-timeout", type=int, default=300, help="seconds before the mix row gives up")
+    ap.add_argument("--mix-timeout", type=int, default=1800, help="seconds before the mix row gives up")
+    ap.add_argument("--mix-keep", type=Path, default=None,
+                    help="keep the mix row's generated index in this folder and reuse it when already there")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/<ts>.json)")
     args = ap.parse_args(argv)
     rows = tuple(r.strip() for r in args.only.split(",") if r.strip())
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only: unknown rows {sorted(unknown)}")
     t0 = time.perf_counter()
     load0 = os.getloadavg()
-    res = collect(rows, args.quick, args.mix_n, args.mix_timeout, log=lambda m: print(m, file=sys.stderr))
+    res = collect(rows, args.quick, args.mix_n, args.mix_timeout, log=lambda m: print(m, file=sys.stderr),
+                  mix_keep=args.mix_keep)
     doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": args.quick,
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "platform": platform.platform(), "loadavg_start": load0, "loadavg_end": os.getloadavg()},

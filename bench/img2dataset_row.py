@@ -5,8 +5,9 @@ processes, one process each (img2dataset: 1 process x 1 thread); the cost compar
 whole process tree per image after start-up: (CPU(n) - CPU(n_small)) / (n - n_small) for each tool.
 
 img2dataset pins its own versions of numpy/pyarrow/opencv; to keep it out of the project's environment,
-install it in a folder (`pip install --target DIR img2dataset`) and set IMG2DATASET_PYTHONPATH=DIR: its
-child then runs with that folder first on the path.
+install it in a folder (`pip install --target DIR img2dataset`, then `rm DIR/dataclasses.py`: an old
+backport it pulls in shadows the standard library's module) and set IMG2DATASET_PYTHONPATH=DIR: its child
+then runs with that folder first on the path.
 """
 
 from __future__ import annotations

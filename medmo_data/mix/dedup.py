@@ -115,10 +115,10 @@ def _repeats(lf: pl.LazyFrame, key: list[str]) -> pl.DataFrame:
     row (each column hashed with its own seed; 8 bytes a row in memory), sorted, finds the repeated
     values; a hash collision only adds rows, so the exact window that then runs on these few rows
     decides as it would on all rows."""
-    hk = lf.select(_key_hash(key).alias("h")).collect().to_series().sort()
+    hk = lf.select(_key_hash(key).alias("h")).collect(engine="streaming").to_series().sort()
     again = hk.filter(hk == hk.shift(1)).unique()
     del hk
-    return _in_row_order(lf.filter(_key_hash(key).is_in(again.implode())).collect())
+    return _in_row_order(lf.filter(_key_hash(key).is_in(again.implode())).collect(engine="streaming"))
 
 
 def _informative(c: pl.Expr) -> pl.Expr:
@@ -156,16 +156,16 @@ def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFra
     # 3. near images across sources, sorted neighbourhood per band
     info = {"near_oversize_bucket_rows": 0}
     if distance >= 0:
-        n, n_src = rest.select(pl.len(), pl.col("src").n_unique()).collect().row(0)
+        n, n_src = rest.select(pl.len(), pl.col("src").n_unique()).collect(engine="streaming").row(0)
         drop_row: dict[int, int] = {}
         if n and n_src > 1:
             k = -(-n // PARTITION_ROWS)
-            cols = _near_columns(_in_row_order(rest.collect())) if k == 1 else None
+            cols = _near_columns(_in_row_order(rest.collect(engine="streaming"))) if k == 1 else None
             for shift, width in bands(distance):
                 for p in range(k):
                     if k > 1:  # one partition of this band's buckets: (family, question, band) hashed
                         bucket = _key_hash(["family", "qkey"]) ^ _band(pl.col("dh0"), shift, width).hash(seed=29)
-                        cols = _near_columns(_in_row_order(rest.filter(bucket % k == p).collect()))
+                        cols = _near_columns(_in_row_order(rest.filter(bucket % k == p).collect(engine="streaming")))
                     assert cols is not None
                     info["near_oversize_bucket_rows"] += _near_band(cols, shift, width, distance, window, drop_row)
         if drop_row:
