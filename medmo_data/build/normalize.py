@@ -80,7 +80,7 @@ def process_image(dec: Decoded, index: int, fmt: str,
     if dec.original is not None and fmt == dec.original_format and (nw, nh) == (w, h):
         data = dec.original
         deriv["pass_through"] = True
-        img = dec.image()
+        img = dec.decoded or dec.image()  # read by the fingerprints only
     else:
         img = dec.image()
         if (nw, nh) != (w, h):

@@ -75,9 +75,29 @@ class Decoded:
     derivation: dict[str, Any] = field(default_factory=dict)
     original: bytes | None = None  # the file's own encoding of these pixels, stored as-is if no resize is needed
     original_format: str | None = None  # its member extension: "jpg" or "png"
+    # The decoder's own image of exactly `pixels`, for reading only (fingerprints of a passed-through file):
+    # never encoded, since a format plugin's image carries the file's info (comment, ICC) into a save.
+    decoded: Image.Image | None = None
 
     def image(self) -> Image.Image:
         return Image.fromarray(self.pixels, "L" if self.pixels.ndim == 2 else "RGB")
+
+
+def pixel_view(img: Image.Image) -> np.ndarray:
+    """A decoded L or RGB image's pixels as an array. 8-bit grey is a read-only view of Pillow's own buffer
+    (its Arrow export, no copy); `np.asarray` copies through `tobytes`, which costs 0.4 of a 512^2 JPEG
+    decode. RGB (stored as RGBX), an image in several memory blocks, or a Pillow without Arrow export: the
+    copy."""
+    if img.mode == "L" and hasattr(img, "__arrow_c_array__"):
+        import pyarrow as pa
+
+        try:
+            arr = pa.array(img)
+        except ValueError:  # "rows are not contiguous": a large image allocated in several blocks
+            arr = None
+        if arr is not None and arr.type == pa.uint8() and arr.offset == 0 and len(arr) == img.width * img.height:
+            return np.frombuffer(arr.buffers()[1], np.uint8, len(arr)).reshape(img.height, img.width)
+    return np.asarray(img)
 
 
 def check_file(path: str, cap: int | None = MAX_FILE_BYTES) -> int:
@@ -101,10 +121,14 @@ def _read_bytes(src: ImageSource) -> bytes:
         if len(src.data) > MAX_FILE_BYTES:
             raise DecodeError("file_too_large", f"{len(src.data)} bytes exceeds the {MAX_FILE_BYTES}-byte cap")
         return src.data
-    check_file(src.path)  # type: ignore[arg-type]
+    size = check_file(src.path)  # type: ignore[arg-type]
     try:
         with open(src.path, "rb") as f:  # type: ignore[arg-type]
-            data = f.read(MAX_FILE_BYTES + 1)  # a file that grew after the stat is still capped
+            # read(cap + 1) would allocate the whole cap for every file: read the stat's size (+1 to see
+            # growth), and only a file that grew after the stat reads on, still capped.
+            data = f.read(size + 1)
+            if len(data) > size:
+                data += f.read(MAX_FILE_BYTES + 1 - len(data))
     except FileNotFoundError as exc:
         raise DecodeError("missing_image", "file does not exist") from exc
     except OSError as exc:
@@ -220,13 +244,13 @@ def _raster(data: bytes, src: ImageSource) -> Decoded:
         elif fmt == "JPEG" and img.mode in ("L", "RGB") and src.mode in (None, img.mode) \
                 and src.window is None and not src.normalize:
             img.load()  # decodes fully: a truncated JPEG fails here, not in a training run
-            return Decoded(np.asarray(img), w, h, deriv, original=data, original_format="jpg")
+            return Decoded(pixel_view(img), w, h, deriv, original=data, original_format="jpg", decoded=img)
         elif fmt == "PNG" and img.mode in ("L", "RGB") and src.mode in (None, img.mode) and src.window is None \
                 and not src.normalize and not src.value_offset and (png := png_image_chunks(data)) is not None:
             img.load()  # full decode: a truncated or corrupt stream is rejected here
             if png[1]:
                 deriv["png_chunks_dropped"] = png[1]
-            return Decoded(np.asarray(img), w, h, deriv, original=png[0], original_format="png")
+            return Decoded(pixel_view(img), w, h, deriv, original=png[0], original_format="png", decoded=img)
         else:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -255,9 +279,11 @@ def _apply_mode(dec: Decoded, mode: str | None) -> Decoded:
     if mode == "L" and px.ndim == 3:
         dec.pixels = np.asarray(Image.fromarray(px, "RGB").convert("L"))
         dec.derivation["converted_to"] = "L"
+        dec.decoded = None
     elif mode == "RGB" and px.ndim == 2:
         dec.pixels = np.repeat(px[:, :, None], 3, axis=2)
         dec.derivation["converted_to"] = "RGB"
+        dec.decoded = None
     return dec
 
 
