@@ -75,6 +75,25 @@ def test_pixel_view_falls_back_to_the_copy_when_no_view_exists():
     assert np.array_equal(view, np.asarray(grey)) and view.shape == (200, 300)
 
 
+def test_16bit_png_windowed_from_a_view_of_its_pixels(monkeypatch, tmp_path):
+    """A 16-bit grey PNG (DeepLesion) is windowed from a view of Pillow's I;16 buffer, not a tobytes copy,
+    to the bytes of the float64 formula on np.asarray's values; big-endian I;16B takes the copy."""
+    stored = np.random.default_rng(4).integers(30000, 36000, (70, 90)).astype(np.uint16)
+    path = tmp_path / "s.png"
+    Image.fromarray(stored).save(path)
+    img = Image.open(path)
+    assert img.mode == "I;16"
+    calls = []
+    real = Image.Image.tobytes
+    monkeypatch.setattr(Image.Image, "tobytes", lambda self, *a, **k: calls.append(self.mode) or real(self, *a, **k))
+    dec = decode(ImageSource(path=str(path), value_offset=-32768, window=(-300.0, 500.0)))
+    assert calls == []
+    assert np.array_equal(dec.pixels, apply_window(stored.astype(np.float64) - 32768, -300.0, 500.0))
+    big = Image.frombytes("I;16B", (90, 70), stored.astype(">u2").tobytes())
+    got = pixel_view(big, np.uint16)
+    assert got.dtype == np.uint16 and np.array_equal(got, stored)
+
+
 def test_decoded_image_is_for_reading_only(tmp_path):
     """A passed-through JPEG that must be re-encoded anyway (resized) carries none of the file's info
     (its COM comment) into the new bytes: the encoder gets a fresh image, not the decoder's."""
