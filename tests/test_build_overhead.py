@@ -248,3 +248,13 @@ def test_schema_messages_unchanged(mutate, message):
     with pytest.raises(SchemaError) as e:
         validate_record(rec)
     assert str(e.value) == message
+
+
+def test_bench_fingerprint_row_runs_and_renders():
+    """The bench row that prices these pieces (it raised KeyError 'thumb' once the index row took thumbs)."""
+    from bench.__main__ import collect, table
+
+    res = collect(("fingerprints",), quick=True, mix_n=0, mix_timeout=5, log=lambda m: None)
+    r = res["fingerprints"]
+    assert r["prints_ms"] > 0 and r["pixels_view_ms"] > 0 and r["window_table_ms"] > 0
+    assert "pixel sha256 + dHash + thumb" in table(res)
