@@ -258,3 +258,19 @@ def test_bench_fingerprint_row_runs_and_renders():
     r = res["fingerprints"]
     assert r["prints_ms"] > 0 and r["pixels_view_ms"] > 0 and r["window_table_ms"] > 0
     assert "pixel sha256 + dHash + thumb" in table(res)
+
+
+def test_shared_json_encoders_write_what_json_dumps_writes():
+    import json
+
+    from medmo_data.build.normalize import dump_json
+    from medmo_data.build.shard import _scalar_meta
+
+    objs = [{"b": 1, "a": [1.5, "é\u2028", None, True, {"z": -0.0, "y": 1e300}]}, [], "x", {"k": ""}]
+    for o in objs:
+        assert dump_json(o) == json.dumps(o, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                                          allow_nan=False).encode()
+    with pytest.raises(ValueError):
+        dump_json({"x": float("nan")})
+    meta = {"b": "é" * 300, "a": 2, "n": float("nan"), "l": [1], "f": 0.5, "t": True}
+    assert _scalar_meta(meta) == '{"a":2,"b":"' + "é" * 200 + '","f":0.5,"t":true}'

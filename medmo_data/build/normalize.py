@@ -103,9 +103,13 @@ def process_image(dec: Decoded, index: int, fmt: str,
 Normalized = tuple[dict[str, Any], dict[str, bytes], list[dict[str, Any]]]
 
 
+# One encoder for every call: json.dumps with these options builds a new JSONEncoder each time (same output).
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def dump_json(obj: Any) -> bytes:
     """The one JSON encoding of the project's files: UTF-8, sorted keys, compact, strict (no NaN)."""
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    return _JSON.encode(obj).encode()
 
 
 def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:
