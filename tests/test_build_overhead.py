@@ -59,6 +59,25 @@ def test_grey_pass_through_never_copies_the_image(monkeypatch, tmp_path):
     assert fp == {"sha256": pixel_sha256(want), "dhash": dhash64(copy_img), "thumb": thumb16(copy_img)}
 
 
+def test_pixel_view_outlives_its_image():
+    """The view keeps Pillow's buffer alive (the Arrow export holds it) after the image is gone and its
+    memory could be reused."""
+    import gc
+
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        want = rng.integers(0, 256, (120, 131), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(want).save(buf, "PNG")
+        img = Image.open(io.BytesIO(buf.getvalue()))
+        img.load()
+        view = pixel_view(img)
+        del img
+        gc.collect()
+        _reuse = [Image.new("L", (131, 120), 7) for _ in range(4)]
+        assert np.array_equal(view, want)
+
+
 def test_pixel_view_falls_back_to_the_copy_when_no_view_exists():
     """RGB (Pillow stores RGBX) and an image allocated in several memory blocks take np.asarray: same values."""
     rgb = Image.open(io.BytesIO(_jpeg("RGB")))
