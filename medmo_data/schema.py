@@ -109,45 +109,57 @@ def _is_str(v: Any) -> bool:
 
 
 def validate_bbox(bbox: Any, width: float, height: float, path: str) -> None:
-    _need(isinstance(bbox, list) and len(bbox) == 4, path, f"must be a list of 4 numbers, got {bbox!r}")
-    _need(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox), path,
-          f"must hold numbers, got {bbox!r}")
+    # `if not ...: raise`: the messages quote the box, formatted only when it fails
+    if not (isinstance(bbox, list) and len(bbox) == 4):
+        raise SchemaError(path, f"must be a list of 4 numbers, got {bbox!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+        raise SchemaError(path, f"must hold numbers, got {bbox!r}")
     x1, y1, x2, y2 = bbox
-    _need(all(math.isfinite(v) for v in bbox), path, f"non-finite coordinate in {bbox!r}")
-    _need(x2 > x1, path, f"x2 ({x2}) must be > x1 ({x1})")
-    _need(y2 > y1, path, f"y2 ({y2}) must be > y1 ({y1})")
-    _need(x1 >= 0 and y1 >= 0, path, f"negative coordinate in {bbox!r}")
-    _need(x2 <= width and y2 <= height, path, f"{bbox!r} outside the {width}x{height} image")
+    if not all(math.isfinite(v) for v in bbox):
+        raise SchemaError(path, f"non-finite coordinate in {bbox!r}")
+    if not x2 > x1:
+        raise SchemaError(path, f"x2 ({x2}) must be > x1 ({x1})")
+    if not y2 > y1:
+        raise SchemaError(path, f"y2 ({y2}) must be > y1 ({y1})")
+    if not (x1 >= 0 and y1 >= 0):
+        raise SchemaError(path, f"negative coordinate in {bbox!r}")
+    if not (x2 <= width and y2 <= height):
+        raise SchemaError(path, f"{bbox!r} outside the {width}x{height} image")
 
 
 def validate_messages(messages: Any, n_images: int, has_objects: bool) -> None:
+    # Checks are spelled `if not ...: raise` (not `_need(cond, f"...")`) in the per-turn and per-part
+    # loops: the path and message strings are then only formatted for the record that fails.
     _need(isinstance(messages, list) and messages, "messages", "must be a non-empty list")
     image_parts = 0
     object_parts = 0
     for i, msg in enumerate(messages):
-        p = f"messages[{i}]"
-        _need(isinstance(msg, dict), p, "must be an object")
-        _need(msg.get("role") in ROLES, f"{p}.role", f"must be one of {ROLES}, got {msg.get('role')!r}")
+        if not isinstance(msg, dict):
+            raise SchemaError(f"messages[{i}]", "must be an object")
+        if msg.get("role") not in ROLES:
+            raise SchemaError(f"messages[{i}].role", f"must be one of {ROLES}, got {msg.get('role')!r}")
         content = msg.get("content")
-        _need(isinstance(content, list) and content, f"{p}.content", "must be a non-empty list of parts")
+        if not (isinstance(content, list) and content):
+            raise SchemaError(f"messages[{i}].content", "must be a non-empty list of parts")
         for j, part in enumerate(content):
-            pp = f"{p}.content[{j}]"
-            _need(isinstance(part, dict) and part.get("type") in PART_TYPES, f"{pp}.type",
-                  f"must be one of {PART_TYPES}")
+            if not (isinstance(part, dict) and part.get("type") in PART_TYPES):
+                raise SchemaError(f"messages[{i}].content[{j}].type", f"must be one of {PART_TYPES}")
             if part["type"] == "text":
-                _need(_is_str(part.get("text")), f"{pp}.text", "must be a string")
+                if not _is_str(part.get("text")):
+                    raise SchemaError(f"messages[{i}].content[{j}].text", "must be a string")
             elif part["type"] == "image":
                 image_parts += 1
             else:
-                _need(msg["role"] == "assistant", f"{pp}.type", "objects parts belong in assistant turns")
+                if msg["role"] != "assistant":
+                    raise SchemaError(f"messages[{i}].content[{j}].type", "objects parts belong in assistant turns")
                 object_parts += 1
     roles = [m["role"] for m in messages if m["role"] != "system"]
     _need(bool(roles) and roles[0] == "user", "messages", "first non-system turn must be the user's")
     _need(roles[-1] == "assistant", "messages", "last turn must be the assistant's")
     for a, b in zip(roles, roles[1:], strict=False):
         _need(a != b, "messages", "user and assistant turns must alternate")
-    _need(image_parts == n_images, "messages",
-          f"{image_parts} image placeholders but {n_images} images")
+    if image_parts != n_images:
+        raise SchemaError("messages", f"{image_parts} image placeholders but {n_images} images")
     _need(not object_parts or has_objects, "messages", "an objects part needs at least one object")
 
 
@@ -157,22 +169,25 @@ def validate_record(rec: Any) -> None:
     _need(rec.get("schema") == SCHEMA_VERSION, "schema", f"must be {SCHEMA_VERSION!r}")
     for key in ("id", "source", "license"):
         _need(_is_str(rec.get(key)) and rec[key] != "", key, "must be a non-empty string")
-    _need(rec.get("split") in SPLITS, "split", f"must be one of {SPLITS}, got {rec.get('split')!r}")
-    _need(rec.get("task") in TASKS, "task", f"must be one of {TASKS}, got {rec.get('task')!r}")
-    _need(rec.get("modality") in MODALITIES, "modality",
-          f"must be one of {MODALITIES}, got {rec.get('modality')!r}")
-    _need(rec.get("access") in ACCESS, "access", f"must be one of {ACCESS}, got {rec.get('access')!r}")
+    if rec.get("split") not in SPLITS:
+        raise SchemaError("split", f"must be one of {SPLITS}, got {rec.get('split')!r}")
+    if rec.get("task") not in TASKS:
+        raise SchemaError("task", f"must be one of {TASKS}, got {rec.get('task')!r}")
+    if rec.get("modality") not in MODALITIES:
+        raise SchemaError("modality", f"must be one of {MODALITIES}, got {rec.get('modality')!r}")
+    if rec.get("access") not in ACCESS:
+        raise SchemaError("access", f"must be one of {ACCESS}, got {rec.get('access')!r}")
     images = rec.get("images")
     _need(isinstance(images, list), "images", "must be a list")
     for i, im in enumerate(images):
         p = f"images[{i}]"
         _need(isinstance(im, dict), p, "must be an object")
-        _need(isinstance(im.get("member"), str) and im["member"] in {f"{i}.{e}" for e in IMAGE_EXTS}, f"{p}.member",
-              f"must be '{i}.png' or '{i}.jpg', got {im.get('member')!r}")
+        if not (isinstance(im.get("member"), str) and im["member"] in {f"{i}.{e}" for e in IMAGE_EXTS}):
+            raise SchemaError(f"{p}.member", f"must be '{i}.png' or '{i}.jpg', got {im.get('member')!r}")
         for k in ("width", "height", "source_width", "source_height"):
             v = im.get(k)
-            _need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"{p}.{k}",
-                  f"must be a positive integer, got {v!r}")
+            if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+                raise SchemaError(f"{p}.{k}", f"must be a positive integer, got {v!r}")
         _need(isinstance(im.get("derivation"), dict), f"{p}.derivation", "must be an object")
     objs = rec.get("objects")
     _need(isinstance(objs, list), "objects", "must be a list")
@@ -180,11 +195,12 @@ def validate_record(rec: Any) -> None:
         p = f"objects[{i}]"
         _need(isinstance(ob, dict), p, "must be an object")
         idx = ob.get("image")
-        _need(isinstance(idx, int) and 0 <= idx < len(images), f"{p}.image",
-              f"must index one of the {len(images)} images, got {idx!r}")
+        if not (isinstance(idx, int) and 0 <= idx < len(images)):
+            raise SchemaError(f"{p}.image", f"must index one of the {len(images)} images, got {idx!r}")
         _need(_is_str(ob.get("label")) and ob["label"].strip() != "", f"{p}.label", "must be a non-empty string")
         bad = label_markup(ob["label"])
-        _need(bad is None, f"{p}.label", f"must not contain box markup or control characters, found {bad!r}")
+        if bad is not None:
+            raise SchemaError(f"{p}.label", f"must not contain box markup or control characters, found {bad!r}")
         validate_bbox(ob.get("bbox"), images[idx]["width"], images[idx]["height"], f"{p}.bbox")
     validate_messages(rec.get("messages"), len(images), bool(objs))
     has_obj_part = any(

