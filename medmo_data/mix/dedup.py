@@ -110,15 +110,19 @@ def _key_hash(key: list[str]) -> pl.Expr:
     return pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=13 + i) for i, c in enumerate(key)])
 
 
-def _repeats(lf: pl.LazyFrame, key: list[str]) -> pl.DataFrame:
+def _repeats(lf: pl.LazyFrame, key: list[str], parts: int = 1) -> pl.DataFrame:
     """The rows of `lf` whose `key` occurs more than once, in row order. One 64-bit hash of the key per
-    row (each column hashed with its own seed; 8 bytes a row in memory), sorted, finds the repeated
-    values; a hash collision only adds rows, so the exact window that then runs on these few rows
-    decides as it would on all rows."""
-    hk = lf.select(_key_hash(key).alias("h")).collect(engine="streaming").to_series().sort()
-    again = hk.filter(hk == hk.shift(1)).unique()
-    del hk
-    return _in_row_order(lf.filter(_key_hash(key).is_in(again.implode())).collect(engine="streaming"))
+    row (each column hashed with its own seed; 8 bytes a row), sorted, finds the repeated values, one
+    hash partition (hash mod `parts`) at a time; a hash collision only adds rows, so the exact window that
+    then runs on these few rows decides as it would on all rows."""
+    h = _key_hash(key)
+    again = []
+    for p in range(parts):
+        q = lf.select(h.alias("h")) if parts == 1 else lf.select(h.alias("h")).filter(pl.col("h") % parts == p)
+        hk = q.collect(engine="streaming").to_series().sort()
+        again.append(hk.filter(hk == hk.shift(1)).unique())
+        del hk, q
+    return _in_row_order(lf.filter(h.is_in(pl.concat(again).implode())).collect(engine="streaming"))
 
 
 def _informative(c: pl.Expr) -> pl.Expr:
@@ -134,13 +138,14 @@ def _band(c: pl.Expr, shift: int, width: int) -> pl.Expr:
 
 def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFrame, dict[str, int]]:
     """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources, collected
-    in `parts`). Each rule reads only the columns it needs; rule 3 works on partitions of the rows past
-    PARTITION_ROWS (a bucket never spans two partitions), so memory stays bounded at any row count."""
+    in `parts`). Each rule reads only the columns it needs, and past PARTITION_ROWS rows each works on
+    hash partitions (a key or a bucket never spans two), so memory stays bounded at any row count."""
     src = parts.lazy()
+    k = -(-parts.rows // PARTITION_ROWS) or 1  # hash partitions of the rules' sorts
     out = []
     # 1. identical samples
     key = ["img", "ph", "ah"]
-    d1 = _repeats(src, key).with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
+    d1 = _repeats(src, key, k).with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
     d1 = d1.with_columns(reason=pl.when(pl.col("img").is_null()).then(pl.lit("dup_text_exact"))
                          .otherwise(pl.lit("dup_exact")))
     out.append(d1.select("row", "reason", "kept"))
@@ -148,7 +153,7 @@ def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFra
     # 2. same images, same task kind (+ question), another source
     key = ["img", "family", "qkey"]
     # rows are in row order, so the group's first src is the kept row's (one window pass, no join)
-    g = _repeats(rest, key).with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
+    g = _repeats(rest, key, k).with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
     d2 = g.filter(pl.col("src") != pl.col("ksrc")).with_columns(reason=pl.lit("dup_image_exact"))
     out.append(d2.select("row", "reason", "kept"))
     rest = rest.filter(~pl.col("row").is_in(d2["row"].implode()) & pl.col("dh0").is_not_null()
@@ -159,7 +164,7 @@ def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFra
         n, n_src = rest.select(pl.len(), pl.col("src").n_unique()).collect(engine="streaming").row(0)
         drop_row: dict[int, int] = {}
         if n and n_src > 1:
-            k = -(-n // PARTITION_ROWS)
+            k = -(-n // PARTITION_ROWS)  # rule 3's rows may be fewer
             cols = _near_columns(_in_row_order(rest.collect(engine="streaming"))) if k == 1 else None
             for shift, width in bands(distance):
                 for p in range(k):
