@@ -159,7 +159,8 @@ def table(res: dict[str, Any]) -> str:
         lines.append((what, f"{r[key2]:.1f} s", f"{r[key1]:.1f} s", f"{r['speedup']:.2f}x, same bytes {same}",
                       f">= {goal}x", _ok(r["speedup"], goal)))
         lines.append(("  cores free at the start", f"{r['cores_free']:.2f}", f"{r['cpus_usable']} usable",
-                      f"load {r['loadavg_1m']:.1f}", "(info)", ""))
+                      f"idle {r.get('idle_cores')}, spin {r.get('spin_cores')}, load {r['loadavg_1m']:.1f}",
+                      "(info)", ""))
         if name == "ray":
             lines.append(("  cluster start / worker warm-up (excluded)", f"{r['cluster_start_s']:.1f} s",
                           f"{r['worker_warmup_s']:.1f} s", "", "(info)", ""))

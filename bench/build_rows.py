@@ -129,20 +129,41 @@ def _cpu_children() -> float:
 MIN_FREE = 1.8  # two cores, less 10 % for the kernel and the bench's own process
 
 
+def idle_cores(seconds: float = 2.0) -> float | None:
+    """Cores idle over the last `seconds` (/proc/stat; this process sleeps meanwhile), or None off Linux.
+    Unlike the 1-minute load average, which decays over minutes, this says what is free now, e.g. right
+    after the previous bench row kept both cores busy."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v[:8])  # idle + iowait, all (without guest time, counted in user)
+
+    try:
+        i0, t0 = sample()
+        time.sleep(seconds)
+        i1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return os.cpu_count() * (i1 - i0) / max(1, t1 - t0)
+
+
 def cores_free() -> dict[str, Any]:
-    """Cores this process may use (affinity), the 1-minute load, and what two spinning processes really
-    got (`capacity`): a 2-worker speed-up is only measurable when about two cores are free. Cores free =
-    min(spin test, usable - load + 1): the +1 is the bench's own process, counted in the load."""
+    """Cores this process may use (affinity), the cores idle right now (/proc/stat over 2 s; the 1-minute
+    load where that is unavailable) and what two spinning processes really got (`capacity`): a 2-worker
+    speed-up is only measurable when about two cores are free. Cores free = min(spin test, idle now)."""
     usable = len(os.sched_getaffinity(0))
     load = os.getloadavg()[0]
+    idle = idle_cores()
+    now = min(usable, idle) if idle is not None else usable - load + 1  # +1: the bench, counted in the load
     cap = capacity()
-    return {"cpus_usable": usable, "loadavg_1m": load, "cores_free": round(max(0.0, min(cap, usable - load + 1, 2.0)), 2),
-            "spin_cores": round(cap, 2)}
+    return {"cpus_usable": usable, "loadavg_1m": load, "idle_cores": None if idle is None else round(idle, 2),
+            "cores_free": round(max(0.0, min(cap, now, 2.0)), 2), "spin_cores": round(cap, 2)}
 
 
 def _not_measured(free: dict[str, Any], samples: int) -> dict[str, Any]:
     return {"samples": samples, **free, "not_measured": f"{free['cores_free']:.2f} cores free "
-            f"({free['cpus_usable']} usable, load {free['loadavg_1m']:.1f}): a 2 vs 1 speed-up needs 2"}
+            f"({free['cpus_usable']} usable, {free['idle_cores']} idle, two spinners got {free['spin_cores']}, "
+            f"load {free['loadavg_1m']:.1f}): a 2 vs 1 speed-up needs 2"}
 
 
 def scaling(work: Path, n: int = 400, shard_samples: int = 50, min_free: float = MIN_FREE) -> dict[str, Any]:
