@@ -22,6 +22,7 @@ Near-duplicates inside one source are left alone: adjacent CT slices look alike 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def dedup_frame(index: pl.DataFrame, src: int) -> pl.DataFrame:
     )
 
 
+Query = Callable[[pl.LazyFrame], pl.LazyFrame]
 MEMORY_ROWS = 40_000_000  # past this many rows the compact frames go to a temporary folder (~54 bytes a row)
 PARTITION_ROWS = 40_000_000  # rule 3 sorts at most about this many rows at a time
 
@@ -93,6 +95,13 @@ class Parts:
             return pl.scan_parquet(self._files)
         return pl.concat(self.frames, rechunk=False).lazy() if self.frames else pl.LazyFrame()
 
+    def gather(self, query: Query) -> pl.DataFrame:
+        """`query` run on each part alone, the results concatenated in row order. Memory holds one part's
+        input at a time: one streaming query over all the spilled files buffered ~90 bytes a row (22.8 GiB
+        peak at 260M rows), part by part it is what the results hold."""
+        parts = (pl.scan_parquet(f) for f in self._files) if self._tmp is not None else (f.lazy() for f in self.frames)
+        return pl.concat([query(lf).collect() for lf in parts])
+
     def close(self) -> None:
         self.frames.clear()
         if self._tmp is not None:
@@ -110,19 +119,20 @@ def _key_hash(key: list[str]) -> pl.Expr:
     return pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=13 + i) for i, c in enumerate(key)])
 
 
-def _repeats(lf: pl.LazyFrame, key: list[str], parts: int = 1) -> pl.DataFrame:
-    """The rows of `lf` whose `key` occurs more than once, in row order. One 64-bit hash of the key per
-    row (each column hashed with its own seed; 8 bytes a row), sorted, finds the repeated values, one
-    hash partition (hash mod `parts`) at a time; a hash collision only adds rows, so the exact window that
-    then runs on these few rows decides as it would on all rows."""
+def _repeats(parts: Parts, key: list[str], k: int, rows: Query) -> pl.DataFrame:
+    """The rows (`rows` of each part) whose `key` occurs more than once, in row order. One 64-bit hash of
+    the key per row (each column hashed with its own seed; 8 bytes a row), sorted, finds the repeated
+    values, one hash partition (hash mod `k`) at a time; a hash collision only adds rows, so the exact
+    window that then runs on these few rows decides as it would on all rows."""
     h = _key_hash(key)
     again = []
-    for p in range(parts):
-        q = lf.select(h.alias("h")) if parts == 1 else lf.select(h.alias("h")).filter(pl.col("h") % parts == p)
-        hk = q.collect(engine="streaming").to_series().sort()
+    for p in range(k):
+        hk = parts.gather(lambda lf, p=p: rows(lf).select(h.alias("h")).filter(pl.col("h") % k == p))
+        hk = hk.to_series().sort()
         again.append(hk.filter(hk == hk.shift(1)).unique())
-        del hk, q
-    return _in_row_order(lf.filter(h.is_in(pl.concat(again).implode())).collect(engine="streaming"))
+        del hk
+    found = pl.concat(again).implode()
+    return _in_row_order(parts.gather(lambda lf: rows(lf).filter(h.is_in(found))))
 
 
 def _informative(c: pl.Expr) -> pl.Expr:
@@ -140,37 +150,49 @@ def dedup(parts: Parts, distance: int = 2, window: int = 16) -> tuple[pl.DataFra
     """(dropped rows: row, reason, kept; info) for the frames from `dedup_frame` (all sources, collected
     in `parts`). Each rule reads only the columns it needs, and past PARTITION_ROWS rows each works on
     hash partitions (a key or a bucket never spans two), so memory stays bounded at any row count."""
-    src = parts.lazy()
     k = -(-parts.rows // PARTITION_ROWS) or 1  # hash partitions of the rules' sorts
     out = []
     # 1. identical samples
     key = ["img", "ph", "ah"]
-    d1 = _repeats(src, key, k).with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
+    d1 = _repeats(parts, key, k, lambda lf: lf)
+    d1 = d1.with_columns(kept=pl.col("row").min().over(key)).filter(pl.col("row") != pl.col("kept"))
     d1 = d1.with_columns(reason=pl.when(pl.col("img").is_null()).then(pl.lit("dup_text_exact"))
                          .otherwise(pl.lit("dup_exact")))
     out.append(d1.select("row", "reason", "kept"))
-    rest = src.filter(pl.col("img").is_not_null() & ~pl.col("row").is_in(d1["row"].implode()))
+    gone1 = d1["row"].implode()
+
+    def rule2_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.filter(pl.col("img").is_not_null() & ~pl.col("row").is_in(gone1))
+
     # 2. same images, same task kind (+ question), another source
     key = ["img", "family", "qkey"]
     # rows are in row order, so the group's first src is the kept row's (one window pass, no join)
-    g = _repeats(rest, key, k).with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
+    g = _repeats(parts, key, k, rule2_rows)
+    g = g.with_columns(kept=pl.col("row").min().over(key), ksrc=pl.col("src").first().over(key))
     d2 = g.filter(pl.col("src") != pl.col("ksrc")).with_columns(reason=pl.lit("dup_image_exact"))
     out.append(d2.select("row", "reason", "kept"))
-    rest = rest.filter(~pl.col("row").is_in(d2["row"].implode()) & pl.col("dh0").is_not_null()
-                       & _informative(pl.col("dh0"))).select("row", "src", "family", "dh0", "qkey")
+    gone2 = d2["row"].implode()
+
+    def rule3_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return rule2_rows(lf).filter(~pl.col("row").is_in(gone2) & pl.col("dh0").is_not_null()
+                                     & _informative(pl.col("dh0"))).select("row", "src", "family", "dh0", "qkey")
+
     # 3. near images across sources, sorted neighbourhood per band
     info = {"near_oversize_bucket_rows": 0}
     if distance >= 0:
-        n, n_src = rest.select(pl.len(), pl.col("src").n_unique()).collect(engine="streaming").row(0)
+        per_src = parts.gather(lambda lf: rule3_rows(lf).group_by("src").len())
+        n, n_src = int(per_src["len"].sum()), per_src["src"].n_unique()
         drop_row: dict[int, int] = {}
         if n and n_src > 1:
             k = -(-n // PARTITION_ROWS)  # rule 3's rows may be fewer
-            cols = _near_columns(_in_row_order(rest.collect(engine="streaming"))) if k == 1 else None
+            cols = _near_columns(_in_row_order(parts.gather(rule3_rows))) if k == 1 else None
             for shift, width in bands(distance):
+                bucket = _key_hash(["family", "qkey"]) ^ _band(pl.col("dh0"), shift, width).hash(seed=29)
                 for p in range(k):
                     if k > 1:  # one partition of this band's buckets: (family, question, band) hashed
-                        bucket = _key_hash(["family", "qkey"]) ^ _band(pl.col("dh0"), shift, width).hash(seed=29)
-                        cols = _near_columns(_in_row_order(rest.filter(bucket % k == p).collect(engine="streaming")))
+                        part = parts.gather(lambda lf, b=bucket, p=p: rule3_rows(lf).filter(b % k == p))
+                        cols = _near_columns(_in_row_order(part))
+                        del part
                     assert cols is not None
                     info["near_oversize_bucket_rows"] += _near_band(cols, shift, width, distance, window, drop_row)
         if drop_row:
