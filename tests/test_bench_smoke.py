@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 
@@ -43,10 +44,12 @@ def test_collect_and_table_quick(tmp_path):
 def test_scaling_bytes_and_not_measured_row(tmp_path):
     row = build_rows.scaling(tmp_path, n=12, shard_samples=3, min_free=0.0)  # force both builds
     assert row["same_bytes"] is True and row["workers1_s"] > 0
-    busy = build_rows._not_measured({"cpus_usable": 2, "loadavg_1m": 6.5, "cores_free": 0.4,
+    busy = build_rows._not_measured({"cpus_usable": 2, "loadavg_1m": 6.5, "cores_free": 0.4, "idle_cores": 0.5,
                                      "spin_cores": 0.4}, 1000)
     text = table({"scaling": busy, "ray": busy})
-    assert text.count("not measured") == 2 and "0.40 cores free" in text
+    assert text.count("not measured") == 2 and "0.40 cores free" in text and "0.5 idle" in text
+    idle = build_rows.idle_cores(0.2)  # /proc/stat on Linux: between none and all of the CPUs idle
+    assert idle is None or 0.0 <= idle <= os.cpu_count() + 1e-9
     assert " yes" not in text and "NO" not in text  # no verdict without two free cores
 
 
