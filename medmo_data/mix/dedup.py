@@ -60,7 +60,8 @@ PARTITION_ROWS = 40_000_000  # rule 3 sorts at most about this many rows at a ti
 
 class Parts:
     """The compact frames of every index file, in arrival (row) order: kept in memory up to MEMORY_ROWS
-    rows, past that written to Parquet in a temporary folder, so a 260M-row stage holds none of them."""
+    rows, past that written to Parquet in a temporary folder (under $TMPDIR, ~29 bytes a row), so a
+    260M-row stage holds none of them in memory."""
 
     def __init__(self) -> None:
         self.frames: list[pl.DataFrame] = []
@@ -97,8 +98,8 @@ class Parts:
 
     def gather(self, query: Query) -> pl.DataFrame:
         """`query` run on each part alone, the results concatenated in row order. Memory holds one part's
-        input at a time: one streaming query over all the spilled files buffered ~90 bytes a row (22.8 GiB
-        peak at 260M rows), part by part it is what the results hold."""
+        input at a time plus the results: one streaming query over all the spilled files instead buffered
+        ~90 bytes a row in polars (22.8 GiB peak at 260M rows)."""
         parts = (pl.scan_parquet(f) for f in self._files) if self._tmp is not None else (f.lazy() for f in self.frames)
         return pl.concat([query(lf).collect() for lf in parts])
 
