@@ -121,6 +121,6 @@ def test_spilled_parts_are_removed_on_close(monkeypatch):
     monkeypatch.setattr(dedup_module, "MEMORY_ROWS", 10)
     p = parts([frame(random_rows(random.Random(0), 30))])
     folder = Path(p._files[0]).parent
-    assert p.spilled and folder.is_dir() and p.lazy().collect().height == 30
+    assert p.spilled and folder.is_dir() and p.gather(lambda lf: lf).height == 30
     p.close()
     assert not folder.exists()

@@ -91,11 +91,6 @@ class Parts:
     def spilled(self) -> bool:
         return self._tmp is not None
 
-    def lazy(self) -> pl.LazyFrame:
-        if self._tmp is not None:
-            return pl.scan_parquet(self._files)
-        return pl.concat(self.frames, rechunk=False).lazy() if self.frames else pl.LazyFrame()
-
     def gather(self, query: Query) -> pl.DataFrame:
         """`query` run on each part alone, the results concatenated in row order. Memory holds one part's
         input at a time plus the results: one streaming query over all the spilled files instead buffered
@@ -228,7 +223,8 @@ def _near_band(c: dict[str, np.ndarray], shift: int, width: int, distance: int, 
         keys = {"q": c["q"], "fam": c["fam"], "b": b}
     del b
     # a stable sort keeps row order inside each bucket; polars sorts the dHash and source along (multi-
-    # threaded, ~3x numpy's stable argsort followed by gathers); rows are looked up for hits only
+    # threaded: 2.6 s at 26M rows against 6.6 s for numpy's stable argsort plus 3.1 s of gathers, one
+    # run under load); rows are looked up for hits only
     srt = pl.DataFrame({**keys, "h": c["h"], "src": c["src"]}).with_row_index("i").sort(list(keys), maintain_order=True)
     del keys
     sk = [srt[k].to_numpy() for k in srt.columns[1:-2]]
