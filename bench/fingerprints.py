@@ -1,13 +1,14 @@
 """What the `mix` fingerprints and the index row cost per JPEG pass-through sample, beside the codec work
 the floor does (read + full decode + tar): CPU milliseconds per sample of each piece, on 512^2 JPEGs.
 
-Pieces: `pixel_sha256` (exact duplicates; must stay SHA-256 of the pixels: its values are in every index),
-`image_prints` (dHash, PIL BOX reduction to 9x8, + the 16x16 BOX thumbnail that confirms near matches:
-what the build computes per image), a draft (DCT-scaled) decode that a reduced-size dHash would need on top
-of the validating full decode, `_index_row` and the index Parquet per row. Also the decoded pixels as an
-array: `np.asarray` (a `tobytes` copy) against the view of Pillow's buffer the decoder takes now.
-Also the window of a 512^2 int16 CT slice: the float64 formula on the slice (modality LUT copy + window
-copy, as before issue 19) against the per-series lookup table the decoders use now (same bytes, checked).
+Pieces, for both fingerprint versions (docs/mixing.md#fingerprints): the exact hash (version 1 SHA-256,
+version 2 xxh3-128 of the pixels) and the perceptual prints (dHash + 16x16 thumbnail: version 1 by BOX
+resizes of the full image, version 2 from one integer box reduction), a draft (DCT-scaled) decode that a
+reduced-size dHash would need on top of the validating full decode (not used: it costs ~0.7 of a full
+decode), `_index_row` and the index Parquet per row. Also the decoded pixels as an array: `np.asarray`
+(a `tobytes` copy) against the view of Pillow's buffer the decoder takes. Also the window of a 512^2 int16
+CT slice: the float64 formula on the slice (modality LUT copy + window copy, as before issue 19) against
+the per-series lookup table the decoders use now (same bytes, checked).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _cpu_ms(fn: Callable[[], Any], n: int) -> float:
 
 def run(n: int = 300) -> dict[str, Any]:
     from medmo_data.build.shard import _index_row
-    from medmo_data.mix.fingerprint import dhash64, image_prints, pixel_sha256
+    from medmo_data.mix.fingerprint import dhash64, image_prints, image_prints_v1, pixel_hash, pixel_sha256
     from medmo_data.pixels.decode import pixel_view
     from medmo_data.shards.writer import index_parquet_bytes
 
@@ -61,15 +62,18 @@ def run(n: int = 300) -> dict[str, Any]:
     dhash, thumb = image_prints(img)
     if not np.array_equal(pixel_view(img), px) or dhash != dhash64(img):
         raise AssertionError("pixel view or prints differ from the copy / dhash64")
-    fps = [{"sha256": pixel_sha256(px), "dhash": dhash, "thumb": thumb}]
+    fps = [{"hash": pixel_hash(px), "dhash": dhash, "thumb": thumb}]
     rows = [_index_row(f"k{i}", "s.tar", rec, fps) for i in range(n)]
     out = {"samples": n, "decode_ms": _cpu_ms(full, n), "draft_decode_ms": _cpu_ms(draft, n),
-           "pixel_sha256_ms": _cpu_ms(lambda: pixel_sha256(px), n), "dhash64_ms": _cpu_ms(lambda: dhash64(img), n),
+           "pixel_sha256_ms": _cpu_ms(lambda: pixel_sha256(px), n), "pixel_hash_ms": _cpu_ms(lambda: pixel_hash(px), n),
+           "dhash64_ms": _cpu_ms(lambda: dhash64(img), n), "prints_v1_ms": _cpu_ms(lambda: image_prints_v1(img), n),
            "prints_ms": _cpu_ms(lambda: image_prints(img), n),
            "pixels_asarray_ms": _cpu_ms(lambda: np.asarray(img), n), "pixels_view_ms": _cpu_ms(lambda: pixel_view(img), n),
            "index_row_ms": _cpu_ms(lambda: _index_row("k", "s.tar", rec, fps), n),
            "index_parquet_ms_per_row": _cpu_ms(lambda: index_parquet_bytes(rows), 5) / n}
-    out["fingerprints_vs_decode"] = (out["pixel_sha256_ms"] + out["prints_ms"]) / out["decode_ms"]
+    out["fingerprints_v1_ms"] = out["pixel_sha256_ms"] + out["prints_v1_ms"]
+    out["fingerprints_ms"] = out["pixel_hash_ms"] + out["prints_ms"]
+    out["fingerprints_vs_decode"] = out["fingerprints_ms"] / out["decode_ms"]
     out.update(_window_costs(n))
     return out
 

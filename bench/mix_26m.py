@@ -72,7 +72,7 @@ def _frame(rng: np.random.Generator, n: int, start: int, shard: str, split: str,
         "key", "shard", "id", "split", "task", "modality", "license", "access", "n_images",
         (pl.concat_list("w") if images else empty_i).alias("widths"),
         (pl.concat_list("h") if images else empty_i).alias("heights"),
-        (pl.concat_list("sha") if images else pl.lit([], dtype=pl.List(pl.String))).alias("image_sha256"),
+        (pl.concat_list("sha") if images else pl.lit([], dtype=pl.List(pl.String))).alias("image_hash"),
         (pl.concat_list("dh") if images else pl.lit([], dtype=pl.List(pl.Int64))).alias("image_dhash"),
         "prompt",
         pl.col("prompt").hash(seed=1).cast(pl.String).alias("prompt_norm_sha1"),
@@ -125,18 +125,18 @@ def generate(root: Path, n: int, seed: int = 0) -> dict[str, int]:
             start += m
             plant = rng.random(m) < 1e-4  # copies of benchmark test images
             src_i = rng.integers(0, vqa.height, m)
-            df = df.with_columns(image_sha256=pl.when(pl.Series(plant)).then(vqa["image_sha256"][src_i])
-                                 .otherwise(pl.col("image_sha256")))
+            df = df.with_columns(image_hash=pl.when(pl.Series(plant)).then(vqa["image_hash"][src_i])
+                                 .otherwise(pl.col("image_hash")))
             if name == "roco" and f == 0:
-                roco_imgs.append(df.select("image_sha256", "image_dhash").head(m // 10))
+                roco_imgs.append(df.select("image_hash", "image_dhash").head(m // 10))
             if name == "pmc_oa" and roco_imgs and f == 0:
                 k = min(m // 10, roco_imgs[0].height)
                 flip = pl.Series(rng.integers(0, 2, k) << rng.integers(0, 63, k))
                 copy = roco_imgs[0].head(k).with_columns(
                     image_dhash=pl.concat_list(pl.col("image_dhash").list.first().xor(flip)),
-                    image_sha256=pl.when(pl.Series(np.arange(k) % 2 == 0)).then(pl.col("image_sha256"))
-                    .otherwise(df["image_sha256"].head(k)))
-                df = pl.concat([copy.hstack(df.head(k).drop("image_sha256", "image_dhash")).select(df.columns),
+                    image_hash=pl.when(pl.Series(np.arange(k) % 2 == 0)).then(pl.col("image_hash"))
+                    .otherwise(df["image_hash"].head(k)))
+                df = pl.concat([copy.hstack(df.head(k).drop("image_hash", "image_dhash")).select(df.columns),
                                 df.slice(k)])
             if name == "medtrinity" and f == 0:  # one case per decontamination rule and a trap
                 i = pl.int_range(pl.len())
@@ -171,13 +171,13 @@ def files(split):
     return out
 test = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "test") for _, f in files("test")])
 tprompt = test.select("prompt_norm_sha1").unique()
-timg = test.select(pl.col("image_sha256").explode().alias("sha")).drop_nulls().unique()
+timg = test.select(pl.col("image_hash").explode().alias("sha")).drop_nulls().unique()
 train = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "train").with_columns(src=pl.lit(n))
                    for n, f in files("train")]).with_row_index("row")
 train = train.select("row", "src", "task", "prompt_norm_sha1", "answer_norm_sha1",
-                     pl.col("image_sha256").list.join("|").hash(seed=11).alias("img"), "image_sha256")
+                     pl.col("image_hash").list.join("|").hash(seed=11).alias("img"), "image_hash")
 text = train.join(tprompt, on="prompt_norm_sha1", how="semi").select("row")
-img = train.select("row", pl.col("image_sha256").explode().alias("sha")).join(timg, on="sha", how="semi").select("row")
+img = train.select("row", pl.col("image_hash").explode().alias("sha")).join(timg, on="sha", how="semi").select("row")
 dup1 = train.with_columns(k=pl.col("row").min().over("img", "prompt_norm_sha1", "answer_norm_sha1")).filter(
     pl.col("row") != pl.col("k")).select("row")
 fam = pl.when(pl.col("task").is_in(["caption", "report", "summarization"])).then(pl.lit("d")).otherwise(pl.col("task"))

@@ -75,11 +75,11 @@ def main(data: Path) -> dict:
     train = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "train").with_columns(src=pl.lit(i, pl.UInt16))
                        for i, name in enumerate(SOURCES) for f in index_files(data, name, "train")])
     train = train.with_row_index("row").select(
-        "row", "src", "task", "prompt", "meta", "prompt_norm_sha1", "answer_norm_sha1", "image_sha256", "image_dhash")
+        "row", "src", "task", "prompt", "meta", "prompt_norm_sha1", "answer_norm_sha1", "image_hash", "image_dhash")
     test_src = [d.name for d in sorted(data.iterdir()) if d.name not in SOURCES]
     test = pl.concat([pl.scan_parquet(f).filter(pl.col("split") == "test").with_columns(bench=pl.lit(n))
                       for n in test_src for f in index_files(data, n, "test")]).with_row_index("item")
-    test = test.with_columns(is_image=pl.col("image_sha256").list.len() > 0).collect()
+    test = test.with_columns(is_image=pl.col("image_hash").list.len() > 0).collect()
 
     # traps
     trap = pl.concat([train.filter(pl.col("meta").str.contains(f'"{k}"', literal=True)).filter(
@@ -98,9 +98,9 @@ def main(data: Path) -> dict:
         .filter(pl.col("n") / pl.col("den") >= CONTAIN).select("u").unique()
     d_gram = train.join(prompts.join(hit, on="u").select(pl.col("text").alias("prompt")), on="prompt").select("row")
     # decontamination: image items
-    timg = test.filter(pl.col("is_image")).select(pl.col("image_sha256").explode().alias("s"),
+    timg = test.filter(pl.col("is_image")).select(pl.col("image_hash").explode().alias("s"),
                                                   pl.col("image_dhash").explode().alias("dh"))
-    d_img = train.select("row", pl.col("image_sha256").explode().alias("s")).join(
+    d_img = train.select("row", pl.col("image_hash").explode().alias("s")).join(
         timg.lazy().select("s").unique(), on="s", how="semi").select("row")
     tdh = timg.select("dh").filter(informative(pl.col("dh"))).unique().lazy()
     edges = [round(i * 64 / (NEAR_TEST + 1)) for i in range(NEAR_TEST + 2)]
@@ -113,11 +113,11 @@ def main(data: Path) -> dict:
     n_decontam = gone.height
 
     # dedup over the rows left
-    has_img = pl.col("image_sha256").list.len() > 0
+    has_img = pl.col("image_hash").list.len() > 0
     rows = train.join(gone.lazy(), on="row", how="anti").select(
         "row", "src",
         pl.when(pl.col("task").is_in(DESCRIBE) & has_img).then(pl.lit("describe")).otherwise(pl.col("task")).alias("fam"),
-        pl.when(has_img).then(pl.col("image_sha256").list.join("|").hash(seed=11)).alias("img"),
+        pl.when(has_img).then(pl.col("image_hash").list.join("|").hash(seed=11)).alias("img"),
         pl.col("image_dhash").list.first().alias("dh0"),
         sha64(pl.col("prompt_norm_sha1")).fill_null(0).alias("ph"), sha64(pl.col("answer_norm_sha1")).fill_null(0).alias("ah"),
     ).with_columns(q=pl.when(pl.col("fam") == "describe").then(pl.lit(0, pl.UInt64)).otherwise(pl.col("ph")))

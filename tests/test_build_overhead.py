@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from medmo_data.build.normalize import NormalizeOptions, process_image
-from medmo_data.mix.fingerprint import dhash64, image_prints, normalize_text, pixel_sha256, thumb16
+from medmo_data.mix.fingerprint import dhash64, image_prints, normalize_text, pixel_hash, thumb16
 from medmo_data.pixels import decode as decode_mod
 from medmo_data.pixels.decode import decode, pixel_view
 from medmo_data.pixels.transform import DecodeError, apply_window, lookup, window_table
@@ -56,7 +56,7 @@ def test_grey_pass_through_never_copies_the_image(monkeypatch, tmp_path):
     assert meta["derivation"]["pass_through"] is True
     assert np.array_equal(dec.pixels, want) and not dec.pixels.flags.writeable
     copy_img = Image.fromarray(want)
-    assert fp == {"sha256": pixel_sha256(want), "dhash": dhash64(copy_img), "thumb": thumb16(copy_img)}
+    assert fp == {"hash": pixel_hash(want), "dhash": dhash64(copy_img), "thumb": thumb16(copy_img)}
 
 
 def test_pixel_view_outlives_its_image():
@@ -276,7 +276,7 @@ def test_bench_fingerprint_row_runs_and_renders():
     res = collect(("fingerprints",), quick=True, mix_n=0, mix_timeout=5, log=lambda m: None)
     r = res["fingerprints"]
     assert r["prints_ms"] > 0 and r["pixels_view_ms"] > 0 and r["window_table_ms"] > 0
-    assert "pixel sha256 + dHash + thumb" in table(res)
+    assert "fingerprints v2 (xxh3 + reduced dHash/thumb)" in table(res)
 
 
 def test_shared_json_encoders_write_what_json_dumps_writes():

@@ -7,12 +7,15 @@ import json
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
-from medmo_data.mix.decontam import DecontamOptions, ItemSet, items_from_file
-from medmo_data.mix.fingerprint import dhash64, pixel_sha256
+from medmo_data.mix.decontam import DecontamOptions, ItemSet
+from medmo_data.mix.fingerprint import FINGERPRINT_VERSION, dhash64, pixel_hash
 from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.stage import load_stage_manifest
+from medmo_data.mix.test_items import items_from_file
 from tests.fixtures._images import grey
 from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
 
@@ -26,7 +29,7 @@ MISS = ("A 12-year-old girl presents with sudden onset of crushing substernal ch
 
 
 def fp(img: Image.Image) -> tuple[str, int]:
-    return pixel_sha256(np.asarray(img)), dhash64(img)
+    return pixel_hash(np.asarray(img)), dhash64(img)
 
 
 def test_text_and_image_copies_are_caught(tmp_path):
@@ -76,14 +79,14 @@ def test_near_miss_scores_stay_below_the_threshold():
     opts = DecontamOptions()
     import polars as pl
 
-    from medmo_data.mix.decontam import ITEM_COLS
+    from medmo_data.mix.test_items import ITEM_COLS
 
     items = pl.DataFrame([{"benchmark": "MedQA", "own": "medqa", "item_id": "1", "prompt": STEM, "prompt_sha1": "x",
                            "shas": [], "dhashes": [], "pmcids": []}], schema=ITEM_COLS)
     ts = ItemSet(items, opts)
     chunk = pl.DataFrame({"row": [0, 1], "prompt": [NEAR, MISS], "prompt_norm_sha1": ["a", "b"],
-                          "image_sha256": [[], []], "image_dhash": [[], []], "id": ["n", "m"]},
-                         schema_overrides={"image_sha256": pl.List(pl.String), "image_dhash": pl.List(pl.Int64)})
+                          "image_hash": [[], []], "image_dhash": [[], []], "id": ["n", "m"]},
+                         schema_overrides={"image_hash": pl.List(pl.String), "image_dhash": pl.List(pl.Int64)})
     # containment threshold 0: every overlapping pair is reported with its score
     ts0 = ItemSet(items, DecontamOptions(containment=0.0))
     scores = dict(ts0.match(chunk).select("row", "score").iter_rows())
@@ -97,7 +100,7 @@ def test_own_source_images_need_the_question_too(vqa_rad, tmp_path):  # noqa: F8
     import polars as pl
 
     test = pl.read_parquet(vqa_rad / "vqa_rad" / "test-000000.index.parquet").row(0, named=True)
-    sha, dh = test["image_sha256"][0], test["image_dhash"][0]
+    sha, dh = test["image_hash"][0], test["image_dhash"][0]
     data = tmp_path / "data"
     import shutil
     shutil.copytree(vqa_rad / "vqa_rad", data / "vqa_rad_copy")
@@ -141,7 +144,7 @@ def test_benchmark_file_formats(tmp_path):
                                                                         "Options": {"A": "yes"}}}]))
     (tmp_path / "m.csv").write_text("question,A,B\nWhich nerve?,x,y\n")
     (tmp_path / "x.jsonl").write_text(json.dumps({"id": "Text-1001", "question": "A patient...",
-                                                  "image_sha256": "ff" * 32, "image_dhash": 99}) + "\n")
+                                                  "image_hash": "ff" * 16, "image_dhash": 99}) + "\n")
     (tmp_path / "ori_pqal.json").write_text(json.dumps({"21645374": {"QUESTION": "Do mitochondria play a role?",
                                                                      "final_decision": "yes"}}))
     q = items_from_file("PubMedQA", tmp_path / "ori_pqal.json").row(0, named=True)
@@ -151,14 +154,30 @@ def test_benchmark_file_formats(tmp_path):
     m = items_from_file("mmlu-med", tmp_path / "m.csv").row(0, named=True)
     assert (m["benchmark"], m["item_id"], m["prompt"]) == ("MMLU-Med", "0", "Which nerve?")
     x = items_from_file("MedXpertQA", tmp_path / "x.jsonl").row(0, named=True)
-    assert (x["item_id"], x["shas"], x["dhashes"]) == ("Text-1001", ["ff" * 32], [99])
+    assert (x["item_id"], x["shas"], x["dhashes"]) == ("Text-1001", ["ff" * 16], [99])
+
+
+def test_precomputed_fingerprints_must_be_of_the_indices_version(tmp_path):
+    """A benchmark row's `image_sha256` is a version 1 value: used against version 1 indices, an error naming
+    the file and row against version 2 ones (it could never match), unless the row's image can be read."""
+    (tmp_path / "v1.jsonl").write_text(json.dumps({"id": "a", "question": "Q?", "image_sha256": "ab" * 32,
+                                                   "image_dhash": 5}) + "\n")
+    x = items_from_file("MedXpertQA", tmp_path / "v1.jsonl", version=1).row(0, named=True)
+    assert (x["shas"], x["dhashes"]) == (["ab" * 32], [5])
+    with pytest.raises(ValueError, match=r"v1.jsonl row 0: precomputed image fingerprints are version 1"):
+        items_from_file("MedXpertQA", tmp_path / "v1.jsonl", version=2)
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "img.jsonl").write_text(json.dumps({"id": "a", "question": "Q?", "image": "a.png",
+                                                    "image_sha256": "ab" * 32}) + "\n")
+    x = items_from_file("MedXpertQA", tmp_path / "img.jsonl", version=2).row(0, named=True)
+    assert x["shas"] == [pixel_hash(np.full((8, 8), 7, np.uint8))]
 
 
 def _prints(img: Image.Image) -> dict:
     from medmo_data.mix.fingerprint import image_prints
 
     dh, thumb = image_prints(img)
-    return {"sha": pixel_sha256(np.asarray(img)), "dhash": dh, "image_thumb": [thumb]}
+    return {"sha": pixel_hash(np.asarray(img)), "dhash": dh, "image_thumb": [thumb]}
 
 
 def _half_jpeg75(a: np.ndarray) -> Image.Image:
@@ -252,13 +271,16 @@ def test_the_build_stores_each_images_thumbnail(vqa_rad):  # noqa: F811
             row = by_key[s["__key__"]]
             assert row["image_thumb"] == [thumb16(img)] and len(row["image_thumb"][0]) == 256
             assert row["image_dhash"] == [dhash64(img)]
+            assert row["image_hash"] == [pixel_hash(np.asarray(img))]
+    meta = pq.read_schema(vqa_rad / "vqa_rad" / "train-000000.index.parquet").metadata
+    assert meta[b"medmo.fingerprint"] == str(FINGERPRINT_VERSION).encode()  # what `mix` checks
 
 
 def test_near_candidates_are_every_pair_within_the_distance():
     """The radius-1 band tables find exactly the (training image, test image) pairs a full pair scan finds."""
     import polars as pl
 
-    from medmo_data.mix.decontam import ITEM_COLS
+    from medmo_data.mix.test_items import ITEM_COLS
 
     rng = np.random.default_rng(5)
     base = rng.integers(-(2**63), 2**63 - 1, 60, dtype=np.int64)

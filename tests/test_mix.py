@@ -31,7 +31,7 @@ def index_row(key: str, **kw: Any) -> dict[str, Any]:
     sha, dh = kw.pop("sha", None), kw.pop("dhash", None)
     row = {"key": key, "shard": "train-000000.tar", "id": key, "split": "train", "task": "caption",
            "modality": "xray", "license": "CC-BY-4.0", "access": "open", "n_images": 1 if sha else 0,
-           "widths": [512] if sha else [], "heights": [512] if sha else [], "image_sha256": [sha] if sha else [],
+           "widths": [512] if sha else [], "heights": [512] if sha else [], "image_hash": [sha] if sha else [],
            "image_dhash": [dh] if sha else [], "prompt": "Describe the image.", "prompt_norm_sha1": "",
            "answer_norm_sha1": "", "prompt_chars": 0, "answer_chars": 0, "prompt_words": 0, "n_objects": 0,
            "box_areas": [], "system": "", "meta": "{}"}
@@ -394,7 +394,7 @@ def golden_index(root: Path) -> Path:
         im = img()
         if i < 30:  # the same figure as roco (exact), a re-encoded one (1 bit), an unrelated one
             r = roco[100 + i]
-            im = ({"sha": r["image_sha256"][0], "dhash": r["image_dhash"][0], "image_thumb": r["image_thumb"]}
+            im = ({"sha": r["image_hash"][0], "dhash": r["image_dhash"][0], "image_thumb": r["image_thumb"]}
                   if i % 3 == 0 else dict(img(), dhash=flip(r["image_dhash"][0], 1)) if i % 3 == 1 else im)
         pmc.append(index_row(f"p{i:04d}", id=f"PMC{7000000 + i % 40}_{i:05d}.jpg", prompt="Describe the image.",
                              answer=f"p{i}", **im))

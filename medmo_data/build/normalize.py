@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medmo_data.mix.fingerprint import image_prints, pixel_sha256
+from medmo_data.mix.fingerprint import fingerprint
 from medmo_data.pixels import boxes
 from medmo_data.pixels.decode import Decoded, decode
 from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
@@ -88,8 +88,8 @@ def process_image(dec: Decoded, index: int, fmt: str,
     # Fingerprints before the encoder: the pixels are still in cache (zlib's tables evict them), ~0.1 ms
     # per 512^2 slice. Unresized pixels are hashed from the decoder's array: same bytes as np.asarray(img).
     same = (nw, nh) == (w, h) and dec.pixels.dtype == np.uint8
-    dhash, thumb = image_prints(img)
-    fp = {"sha256": pixel_sha256(dec.pixels if same else np.asarray(img)), "dhash": dhash, "thumb": thumb}
+    exact, dhash, thumb = fingerprint(img, dec.pixels if same else None)
+    fp = {"hash": exact, "dhash": dhash, "thumb": thumb}
     if passed:
         data = dec.original
         deriv["pass_through"] = True

@@ -13,7 +13,7 @@ from .normalize import NormalizeOptions, dump_json
 
 # Bumped whenever the library changes the bytes it writes for unchanged input and options (2: 8-bit PNGs
 # pass through with their metadata chunks dropped; JPEGs of the folder recipe pass through).
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 
 @dataclass

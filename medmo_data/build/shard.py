@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from medmo_data.mix.fingerprint import normalize_text, text_sha1
+from medmo_data.mix.fingerprint import FINGERPRINT_VERSION, INDEX_VERSION_KEY, normalize_text, text_sha1
 from medmo_data.recipe import RawSample, SourceInfo
 from medmo_data.shards.writer import (
     INDEX_SUFFIX,
@@ -45,7 +45,7 @@ def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, An
         "n_images": len(rec["images"]),
         "widths": [im["width"] for im in rec["images"]],
         "heights": [im["height"] for im in rec["images"]],
-        "image_sha256": [f["sha256"] for f in fps],
+        "image_hash": [f["hash"] for f in fps],  # fingerprint version FINGERPRINT_VERSION (index metadata)
         "image_dhash": [f["dhash"] for f in fps],
         "image_thumb": [f["thumb"] for f in fps],
         "prompt": prompt[:4000],
@@ -134,7 +134,7 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
         raise
     for t in tars:
         t["samples"] = sum(1 for r in rows if r["shard"] == t["path"])
-    index_bytes = index_parquet_bytes(rows)
+    index_bytes = index_parquet_bytes(rows, {INDEX_VERSION_KEY: str(FINGERPRINT_VERSION)})
     atomic_write(out_dir / f"{task.name}{INDEX_SUFFIX}", index_bytes)
     stats = {
         "name": task.name, "split": task.split, "group": task.group,

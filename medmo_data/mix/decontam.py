@@ -2,14 +2,14 @@
 
 Test items come from (a) the test splits (and, for MedQA/MedMCQA, the validation splits the harnesses
 score) of every source built under the data folder, and (b) benchmark files the user names with
-`--benchmark NAME=PATH` (formats in docs/mixing.md). Nothing here reads a shard: training rows come from
+`--benchmark NAME=PATH` (formats in docs/mixing.md; read in test_items.py). Nothing here reads a shard: training rows come from
 the per-shard indexes, test items from indexes or small benchmark files.
 
 Rules (thresholds from the stage spec's `decontam:` block):
 - text item (no image): excluded when the training prompt contains the item's normalised text
   (`text_exact`, prompt hashes equal) or at least `containment` of the item's word `ngram`-grams
   (`text_ngram`). Grams found in more than `max_gram_items` test items are boilerplate and ignored.
-- image item: excluded when a training image equals an item image (`image_exact`: pixel sha256) or is
+- image item: excluded when a training image equals an item image (`image_exact`: the exact pixel hash) or is
   within `image_dhash_distance` bits of it (`image_near`: 64-bit dHash, banded so no pair scan) and, where
   both sides carry a 16x16 grey thumbnail, the thumbnails differ by at most `image_thumb_distance` grey
   levels on average (at 9x8 pixels different patients' CT slices at one level share a dHash; a resized or
@@ -25,18 +25,15 @@ Rules (thresholds from the stage spec's `decontam:` block):
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from .fingerprint import THUMB_SIDE, image_prints, pixel_sha256, text_sha1
+from .fingerprint import THUMB_SIDE
 
 ThumbLookup = Callable[[pl.DataFrame], "pl.DataFrame | None"]  # rows -> (row, image_thumb), None: no column
 
@@ -130,7 +127,7 @@ def grams(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sha64(col: pl.Expr) -> pl.Expr:
-    """First 64 bits of a hex sha256 as UInt64 (collision odds ~1e-5 at 26M images)."""
+    """First 64 bits of a hex exact-image hash as UInt64 (collision odds ~1e-5 at 26M images)."""
     return col.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
 
 
@@ -158,92 +155,6 @@ def informative(h: np.ndarray) -> np.ndarray:
     """dHashes of near-flat images (fewer than 4 or more than 60 set bits) say nothing about identity."""
     c = np.bitwise_count(h.astype(np.uint64))
     return (c >= 4) & (c <= 60)
-
-
-# ---- test items -------------------------------------------------------------------------------------
-
-ITEM_COLS = {"benchmark": pl.String, "own": pl.String, "item_id": pl.String, "prompt": pl.String,
-             "prompt_sha1": pl.String, "shas": pl.List(pl.String), "dhashes": pl.List(pl.Int64),
-             "pmcids": pl.List(pl.String), "thumbs": pl.List(pl.Binary)}
-
-
-def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
-    """Test items from one built source's index rows."""
-    bench = BY_SOURCE.get(source, f"{source}:test")
-    return df.select(
-        pl.lit(bench).alias("benchmark"), pl.lit(source).alias("own"), pl.col("id").alias("item_id"),
-        pl.col("prompt"), pl.col("prompt_norm_sha1").alias("prompt_sha1"), pl.col("image_sha256").alias("shas"),
-        pl.col("image_dhash").alias("dhashes"),
-        (pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern) if bench in PMC_BENCHMARKS
-         else pl.lit([], dtype=pl.List(pl.String))).alias("pmcids"),
-        pl.col("image_thumb").fill_null([]).alias("thumbs"),
-    ).cast(ITEM_COLS)
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    suf = path.suffix.lower()
-    if suf == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if suf == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data = data.get("data", data) if isinstance(data, dict) else data
-        if isinstance(data, dict):  # e.g. PubMedQA ori_pqal.json: {PMID: {...}}, the key is the id
-            return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "question": v} for k, v in data.items()]
-        return list(data)
-    if suf in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))
-    if suf == ".parquet":
-        return pl.read_parquet(path).to_dicts()
-    raise ValueError(f"{path}: benchmark files are .jsonl, .json, .csv, .tsv or .parquet")
-
-
-Q_KEYS = ("question", "Question", "QUESTION", "problem", "input", "prompt", "text", "query", "sent1")
-ID_KEYS = ("id", "qid", "item_id", "question_id", "uid", "index")
-IMG_KEYS = ("image", "image_path", "img_name", "Figure_path", "figure", "img", "image_name")
-
-
-def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        if row.get(k) not in (None, ""):
-            return row[k]
-    return None
-
-
-def _image_print(path: Path) -> tuple[str, int, bytes] | None:
-    from medmo_data.pixels.decode import decode
-    from medmo_data.recipe import ImageSource
-
-    try:
-        img = decode(ImageSource(path=str(path))).image()
-    except Exception:  # noqa: BLE001 - a missing or broken benchmark image just gives no image key
-        return None
-    return pixel_sha256(np.asarray(img)), *image_prints(img)
-
-
-def items_from_file(name: str, path: Path) -> pl.DataFrame:
-    """Test items of one benchmark file (docs/mixing.md): question, optional id, image, hashes, PMCID."""
-    bench = benchmark_name(name)
-    own = BENCHMARKS.get(bench, {}).get("source")
-    rows = []
-    for i, r in enumerate(_rows(path)):
-        if isinstance(r.get("data"), dict):  # openlifescienceai layout: {"id", "data": {"Question", ...}}
-            r = {**r["data"], "id": r.get("id")}
-        q = _first(r, Q_KEYS)
-        q = q if isinstance(q, str) else ("" if q is None else str(q))
-        rid = str(_first(r, ID_KEYS) if _first(r, ID_KEYS) is not None else i)
-        shas = [r["image_sha256"]] if r.get("image_sha256") else []
-        dh = [int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else []
-        img, thumbs = _first(r, IMG_KEYS), []
-        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
-        if isinstance(img, str) and not shas:
-            fp = _image_print(path.parent / img)
-            if fp:
-                shas, dh, thumbs = [fp[0]], [fp[1]], [fp[2]]
-        rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
-                     "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
-                     "pmcids": [p.upper() for p in pmc], "thumbs": thumbs})
-    return pl.DataFrame(rows, schema=ITEM_COLS)
 
 
 class ItemSet:
@@ -288,7 +199,7 @@ class ItemSet:
 
     def match(self, chunk: pl.DataFrame, thumbs: ThumbLookup | None = None) -> pl.DataFrame:
         """Hits of one chunk of training rows: (row, item, rule, score). `chunk` needs row, prompt,
-        prompt_norm_sha1, image_sha256, image_dhash, id; `thumbs` gives the image_thumb lists of the
+        prompt_norm_sha1, image_hash, image_dhash, id; `thumbs` gives the image_thumb lists of the
         rows with a dHash near match (None or a None answer: an index without thumbnails)."""
         o = self.opts
         hits: list[pl.DataFrame] = []
@@ -307,8 +218,8 @@ class ItemSet:
                 c = c.join(first.with_row_index("u").select(pl.col("u").cast(pl.Int64), "p"), on="u")
                 c = u.select("row", "p").join(c, on="p")
                 hits.append(c.select("row", "item", pl.lit("text_ngram").alias("rule"), pl.col("score").cast(pl.Float64)))
-        im = chunk.select("row", "image_sha256").explode("image_sha256").drop_nulls()
-        im = im.select("row", sha64(pl.col("image_sha256")).alias("sha")).join(self.img_exact, on="sha")
+        im = chunk.select("row", "image_hash").explode("image_hash").drop_nulls()
+        im = im.select("row", sha64(pl.col("image_hash")).alias("sha")).join(self.img_exact, on="sha")
         hits.append(im.select("row", "item", pl.lit("image_exact").alias("rule"), pl.lit(1.0).alias("score")))
         near = self._near(chunk, thumbs)
         if near is not None:

@@ -37,13 +37,13 @@ def dedup_frame(index: pl.DataFrame, src: int) -> pl.DataFrame:
     """The compact per-row frame dedup needs, from index columns (`row` already assigned)."""
     from .decontam import sha64
 
-    has_img = pl.col("image_sha256").list.len() > 0
+    has_img = pl.col("image_hash").list.len() > 0
     return index.select(
         pl.col("row").cast(pl.Int64),
         pl.lit(src, dtype=pl.UInt16).alias("src"),
         pl.when(pl.col("task").is_in(DESCRIBE) & has_img).then(pl.lit("describe"))
           .otherwise(pl.col("task")).alias("family"),
-        pl.when(has_img).then(pl.col("image_sha256").list.join("|").hash(seed=11)).otherwise(None).alias("img"),
+        pl.when(has_img).then(pl.col("image_hash").list.join("|").hash(seed=11)).otherwise(None).alias("img"),
         pl.col("image_dhash").list.first().alias("dh0"),
         sha64(pl.col("prompt_norm_sha1")).fill_null(0).alias("ph"),
         sha64(pl.col("answer_norm_sha1")).fill_null(0).alias("ah"),

@@ -124,7 +124,7 @@ INDEX_SCHEMA = pa.schema([
     ("key", pa.string()), ("shard", pa.string()), ("id", pa.string()), ("split", pa.string()),
     ("task", pa.string()), ("modality", pa.string()), ("license", pa.string()), ("access", pa.string()),
     ("n_images", pa.int32()), ("widths", pa.list_(pa.int32())), ("heights", pa.list_(pa.int32())),
-    ("image_sha256", pa.list_(pa.string())), ("image_dhash", pa.list_(pa.int64())),
+    ("image_hash", pa.list_(pa.string())), ("image_dhash", pa.list_(pa.int64())),
     ("image_thumb", pa.list_(pa.binary())),  # 16x16 grey per image: confirms near matches in `mix`
     ("prompt", pa.string()), ("prompt_norm_sha1", pa.string()), ("answer_norm_sha1", pa.string()),
     ("prompt_chars", pa.int64()), ("answer_chars", pa.int64()), ("prompt_words", pa.int64()),
@@ -133,8 +133,11 @@ INDEX_SCHEMA = pa.schema([
 ])
 
 
-def index_parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+def index_parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str] | None = None) -> bytes:
+    """The index Parquet of one shard; `metadata`: schema key-values (the fingerprint version, which
+    `mix` checks before comparing indices)."""
+    schema = INDEX_SCHEMA.with_metadata(metadata) if metadata else INDEX_SCHEMA
+    table = pa.Table.from_pylist(rows, schema=schema)
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue().to_pybytes()

@@ -1,0 +1,116 @@
+"""Test items: the benchmark rows `mix` decontaminates against, from built sources' test indices and from
+benchmark files (docs/mixing.md "Benchmark files"), with their image fingerprints in the indices' version."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .decontam import BENCHMARKS, BY_SOURCE, PMC_BENCHMARKS, PMCID, benchmark_name
+from .fingerprint import FINGERPRINT_VERSION, HASH_COLUMN, fingerprint, text_sha1
+
+ITEM_COLS = {"benchmark": pl.String, "own": pl.String, "item_id": pl.String, "prompt": pl.String,
+             "prompt_sha1": pl.String, "shas": pl.List(pl.String), "dhashes": pl.List(pl.Int64),
+             "pmcids": pl.List(pl.String), "thumbs": pl.List(pl.Binary)}
+
+
+def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Test items from one built source's index rows."""
+    bench = BY_SOURCE.get(source, f"{source}:test")
+    return df.select(
+        pl.lit(bench).alias("benchmark"), pl.lit(source).alias("own"), pl.col("id").alias("item_id"),
+        pl.col("prompt"), pl.col("prompt_norm_sha1").alias("prompt_sha1"), pl.col("image_hash").alias("shas"),
+        pl.col("image_dhash").alias("dhashes"),
+        (pl.col("id").str.to_uppercase().str.extract_all(PMCID.pattern) if bench in PMC_BENCHMARKS
+         else pl.lit([], dtype=pl.List(pl.String))).alias("pmcids"),
+        pl.col("image_thumb").fill_null([]).alias("thumbs"),
+    ).cast(ITEM_COLS)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    suf = path.suffix.lower()
+    if suf == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suf == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data = data.get("data", data) if isinstance(data, dict) else data
+        if isinstance(data, dict):  # e.g. PubMedQA ori_pqal.json: {PMID: {...}}, the key is the id
+            return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "question": v} for k, v in data.items()]
+        return list(data)
+    if suf in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))
+    if suf == ".parquet":
+        return pl.read_parquet(path).to_dicts()
+    raise ValueError(f"{path}: benchmark files are .jsonl, .json, .csv, .tsv or .parquet")
+
+
+Q_KEYS = ("question", "Question", "QUESTION", "problem", "input", "prompt", "text", "query", "sent1")
+ID_KEYS = ("id", "qid", "item_id", "question_id", "uid", "index")
+IMG_KEYS = ("image", "image_path", "img_name", "Figure_path", "figure", "img", "image_name")
+
+
+def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if row.get(k) not in (None, ""):
+            return row[k]
+    return None
+
+
+def _image_print(path: Path, version: int) -> tuple[str, int, bytes] | None:
+    from medmo_data.pixels.decode import decode
+    from medmo_data.recipe import ImageSource
+
+    try:
+        img = decode(ImageSource(path=str(path))).image()
+    except Exception:  # noqa: BLE001 - a missing or broken benchmark image just gives no image key
+        return None
+    return fingerprint(img, version=version)
+
+
+def _precomputed(r: dict[str, Any], version: int, where: str) -> tuple[list[str], list[int]]:
+    """A row's own exact hash and dHash: `image_sha256` is version 1, `image_hash` version 2 (or the row's
+    `fingerprint_version`). Values of another version than the indices' would never match: an error."""
+    key = next((k for _, k in sorted(HASH_COLUMN.items()) if r.get(k) not in (None, "")), None)
+    if key is None and r.get("image_dhash") in (None, ""):
+        return [], []
+    have = int(r.get("fingerprint_version") or (1 if key == HASH_COLUMN[1] else FINGERPRINT_VERSION))
+    if have != version:
+        raise ValueError(f"{where}: precomputed image fingerprints are version {have}, the indices version "
+                         f"{version}; give the image file or `{HASH_COLUMN.get(version)}`/`image_dhash` of "
+                         f"version {version} (docs/mixing.md#fingerprints)")
+    return ([str(r[key])] if key else []), ([int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else [])
+
+
+def items_from_file(name: str, path: Path, version: int = FINGERPRINT_VERSION) -> pl.DataFrame:
+    """Test items of one benchmark file (docs/mixing.md): question, optional id, image, hashes, PMCID;
+    images are fingerprinted in `version`, the one of the indices they are compared with."""
+    bench = benchmark_name(name)
+    own = BENCHMARKS.get(bench, {}).get("source")
+    rows = []
+    for i, r in enumerate(_rows(path)):
+        if isinstance(r.get("data"), dict):  # openlifescienceai layout: {"id", "data": {"Question", ...}}
+            r = {**r["data"], "id": r.get("id")}
+        q = _first(r, Q_KEYS)
+        q = q if isinstance(q, str) else ("" if q is None else str(q))
+        rid = str(_first(r, ID_KEYS) if _first(r, ID_KEYS) is not None else i)
+        img, thumbs = _first(r, IMG_KEYS), []
+        try:
+            shas, dh = _precomputed(r, version, f"{path} row {i}")
+        except ValueError:
+            if not isinstance(img, str):  # no image to fingerprint instead
+                raise
+            shas, dh = [], []
+        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
+        if isinstance(img, str) and not shas:
+            fp = _image_print(path.parent / img, version)
+            if fp:
+                shas, dh, thumbs = [fp[0]], [fp[1]], [fp[2]]
+        rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
+                     "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
+                     "pmcids": [p.upper() for p in pmc], "thumbs": thumbs})
+    return pl.DataFrame(rows, schema=ITEM_COLS)
