@@ -131,38 +131,46 @@ def validate_messages(messages: Any, n_images: int, has_objects: bool) -> int:
     """Raise SchemaError on bad turns; the number of objects parts."""
     # Checks are spelled `if not ...: raise` (not `_need(cond, f"...")`) in the per-turn and per-part
     # loops: the path and message strings are then only formatted for the record that fails.
-    _need(isinstance(messages, list) and messages, "messages", "must be a non-empty list")
+    if not (isinstance(messages, list) and messages):
+        raise SchemaError("messages", "must be a non-empty list")
     image_parts = 0
     object_parts = 0
+    roles = []  # without the system turns
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise SchemaError(f"messages[{i}]", "must be an object")
-        if msg.get("role") not in ROLES:
-            raise SchemaError(f"messages[{i}].role", f"must be one of {ROLES}, got {msg.get('role')!r}")
+        role = msg.get("role")
+        if role not in ROLES:
+            raise SchemaError(f"messages[{i}].role", f"must be one of {ROLES}, got {role!r}")
+        if role != "system":
+            roles.append(role)
         content = msg.get("content")
         if not (isinstance(content, list) and content):
             raise SchemaError(f"messages[{i}].content", "must be a non-empty list of parts")
         for j, part in enumerate(content):
-            if not (isinstance(part, dict) and part.get("type") in PART_TYPES):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in PART_TYPES:
                 raise SchemaError(f"messages[{i}].content[{j}].type", f"must be one of {PART_TYPES}")
-            if part["type"] == "text":
-                if not _is_str(part.get("text")):
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
                     raise SchemaError(f"messages[{i}].content[{j}].text", "must be a string")
-            elif part["type"] == "image":
+            elif kind == "image":
                 image_parts += 1
             else:
-                if msg["role"] != "assistant":
+                if role != "assistant":
                     raise SchemaError(f"messages[{i}].content[{j}].type", "objects parts belong in assistant turns")
                 object_parts += 1
-    roles = [m["role"] for m in messages if m["role"] != "system"]
-    _need(bool(roles) and roles[0] == "user", "messages", "first non-system turn must be the user's")
-    _need(roles[-1] == "assistant", "messages", "last turn must be the assistant's")
+    if not roles or roles[0] != "user":
+        raise SchemaError("messages", "first non-system turn must be the user's")
+    if roles[-1] != "assistant":
+        raise SchemaError("messages", "last turn must be the assistant's")
     for a, b in zip(roles, roles[1:], strict=False):
         if a == b:
             raise SchemaError("messages", "user and assistant turns must alternate")
     if image_parts != n_images:
         raise SchemaError("messages", f"{image_parts} image placeholders but {n_images} images")
-    _need(not object_parts or has_objects, "messages", "an objects part needs at least one object")
+    if object_parts and not has_objects:
+        raise SchemaError("messages", "an objects part needs at least one object")
     return object_parts
 
 

@@ -315,3 +315,15 @@ def test_medqa_build_writes_the_pinned_bytes(tmp_path):
     res = build(get_recipe("medqa"), raw, BuildOptions(output=tmp_path / "out", shard_samples=2))
     assert res.manifest["counts"] == {"read": 10, "written": 7, "rejected": 3}
     assert _digests(tmp_path / "out" / "medqa") == PINNED
+
+
+def test_keys_made_from_ids_need_no_second_check():
+    """_admit checks only recipe-chosen keys: every key make_key returns is already safe."""
+    from medmo_data.keys import MAX_KEY, is_safe_key, make_key
+
+    r = random.Random(9)
+    alphabet = ["a", "Z", "0", "-", "_", ".", "/", " ", "é", "İ", "ı", "ß", "\u212a", "\udcff", "💊", ":", "\x00"]
+    ids = ["a", "A", "us4-train-1", "x" * MAX_KEY, "x" * (MAX_KEY + 1), "...", "İ", "\u212a"]
+    ids += ["".join(r.choice(alphabet) for _ in range(r.randint(1, 120))) for _ in range(3000)]
+    for sid in ids:
+        assert is_safe_key(make_key(sid)), repr(sid)

@@ -153,17 +153,18 @@ def _admit(item: RawSample, seen: set[int], allowed: list[str]) -> dict[str, str
     """The reject row of a record the driver refuses (split, id, key, duplicate, path), else None."""
     if item.split not in SPLITS:
         return {"id": str(item.id), "reason": "bad_split", "detail": f"split {item.split!r}"}
-    try:
-        item.key = item.key or make_key(item.id)
-    except ValueError as exc:
-        return {"id": repr(item.id), "reason": "bad_id", "detail": str(exc)}
-    if not is_safe_key(item.key):
+    if not item.key:
+        try:
+            item.key = make_key(item.id)  # safe by construction
+        except ValueError as exc:
+            return {"id": repr(item.id), "reason": "bad_id", "detail": str(exc)}
+    elif not is_safe_key(item.key):  # a key the recipe chose
         return {"id": item.id, "reason": "bad_key", "detail": f"key {item.key!r}"}
     kh = int.from_bytes(hashlib.blake2b(item.key.encode(), digest_size=8).digest(), "little")
     if kh in seen:
         return {"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"}
     seen.add(kh)
-    escaping = [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
+    escaping = item.images and [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
     if escaping:
         return {"id": item.id, "reason": "bad_path", "file": escaping[0], "detail": "image path leaves the input folder"}
     return None
