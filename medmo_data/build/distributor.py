@@ -164,7 +164,8 @@ def _admit(item: RawSample, seen: set[int], allowed: list[str]) -> dict[str, str
     if kh in seen:
         return {"id": item.id, "reason": "duplicate_id", "detail": f"key {item.key!r} repeats"}
     seen.add(kh)
-    escaping = item.images and [s.path for s in item.images if isinstance(s.path, str) and not _inside(s.path, allowed)]
+    escaping = item.images and [s.path for s in item.images
+                                if isinstance(s.path, str) and not _inside(s.path, allowed)]
     if escaping:
         return {"id": item.id, "reason": "bad_path", "file": escaping[0], "detail": "image path leaves the input folder"}
     return None

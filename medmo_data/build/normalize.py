@@ -118,7 +118,8 @@ def compact_encoder(sort_keys: bool, allow_nan: bool) -> Callable[[Any], str]:
     """`JSONEncoder(ensure_ascii=False, separators=(",", ":"), ...).encode` for values without cycles,
     without its set-up on every call (~2 us, most of encoding a small dict): the C encoder is built once.
     No circular check: a cycle recurses until RecursionError instead of raising ValueError."""
-    enc = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), allow_nan=allow_nan)
+    enc = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"),
+                           allow_nan=allow_nan)
     if c_make_encoder is None:  # an interpreter without the _json accelerator
         return enc.encode
     c_enc = c_make_encoder(None, enc.default, encode_basestring, None, ":", ",", sort_keys, False, allow_nan)
