@@ -127,48 +127,63 @@ def validate_bbox(bbox: Any, width: float, height: float, path: str) -> None:
         raise SchemaError(path, f"{bbox!r} outside the {width}x{height} image")
 
 
-def validate_messages(messages: Any, n_images: int, has_objects: bool) -> None:
+def validate_messages(messages: Any, n_images: int, has_objects: bool) -> int:
+    """Raise SchemaError on bad turns; the number of objects parts."""
     # Checks are spelled `if not ...: raise` (not `_need(cond, f"...")`) in the per-turn and per-part
     # loops: the path and message strings are then only formatted for the record that fails.
-    _need(isinstance(messages, list) and messages, "messages", "must be a non-empty list")
+    if not (isinstance(messages, list) and messages):
+        raise SchemaError("messages", "must be a non-empty list")
     image_parts = 0
     object_parts = 0
+    roles = []  # without the system turns
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise SchemaError(f"messages[{i}]", "must be an object")
-        if msg.get("role") not in ROLES:
-            raise SchemaError(f"messages[{i}].role", f"must be one of {ROLES}, got {msg.get('role')!r}")
+        role = msg.get("role")
+        if role not in ROLES:
+            raise SchemaError(f"messages[{i}].role", f"must be one of {ROLES}, got {role!r}")
+        if role != "system":
+            roles.append(role)
         content = msg.get("content")
         if not (isinstance(content, list) and content):
             raise SchemaError(f"messages[{i}].content", "must be a non-empty list of parts")
         for j, part in enumerate(content):
-            if not (isinstance(part, dict) and part.get("type") in PART_TYPES):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in PART_TYPES:
                 raise SchemaError(f"messages[{i}].content[{j}].type", f"must be one of {PART_TYPES}")
-            if part["type"] == "text":
-                if not _is_str(part.get("text")):
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
                     raise SchemaError(f"messages[{i}].content[{j}].text", "must be a string")
-            elif part["type"] == "image":
+            elif kind == "image":
                 image_parts += 1
             else:
-                if msg["role"] != "assistant":
+                if role != "assistant":
                     raise SchemaError(f"messages[{i}].content[{j}].type", "objects parts belong in assistant turns")
                 object_parts += 1
-    roles = [m["role"] for m in messages if m["role"] != "system"]
-    _need(bool(roles) and roles[0] == "user", "messages", "first non-system turn must be the user's")
-    _need(roles[-1] == "assistant", "messages", "last turn must be the assistant's")
+    if not roles or roles[0] != "user":
+        raise SchemaError("messages", "first non-system turn must be the user's")
+    if roles[-1] != "assistant":
+        raise SchemaError("messages", "last turn must be the assistant's")
     for a, b in zip(roles, roles[1:], strict=False):
-        _need(a != b, "messages", "user and assistant turns must alternate")
+        if a == b:
+            raise SchemaError("messages", "user and assistant turns must alternate")
     if image_parts != n_images:
         raise SchemaError("messages", f"{image_parts} image placeholders but {n_images} images")
-    _need(not object_parts or has_objects, "messages", "an objects part needs at least one object")
+    if object_parts and not has_objects:
+        raise SchemaError("messages", "an objects part needs at least one object")
+    return object_parts
 
 
 def validate_record(rec: Any) -> None:
     """Raise SchemaError naming the first bad field of a `medmo/v1` record."""
-    _need(isinstance(rec, dict), "record", "must be a JSON object")
-    _need(rec.get("schema") == SCHEMA_VERSION, "schema", f"must be {SCHEMA_VERSION!r}")
+    # `if not ...: raise` as in validate_messages: nothing is formatted for a good record
+    if not isinstance(rec, dict):
+        raise SchemaError("record", "must be a JSON object")
+    if rec.get("schema") != SCHEMA_VERSION:
+        raise SchemaError("schema", f"must be {SCHEMA_VERSION!r}")
     for key in ("id", "source", "license"):
-        _need(_is_str(rec.get(key)) and rec[key] != "", key, "must be a non-empty string")
+        if not (_is_str(rec.get(key)) and rec[key] != ""):
+            raise SchemaError(key, "must be a non-empty string")
     if rec.get("split") not in SPLITS:
         raise SchemaError("split", f"must be one of {SPLITS}, got {rec.get('split')!r}")
     if rec.get("task") not in TASKS:
@@ -182,7 +197,9 @@ def validate_record(rec: Any) -> None:
     for i, im in enumerate(images):
         p = f"images[{i}]"
         _need(isinstance(im, dict), p, "must be an object")
-        if not (isinstance(im.get("member"), str) and im["member"] in {f"{i}.{e}" for e in IMAGE_EXTS}):
+        member = im.get("member")  # "<i>.<ext>"
+        head, _, ext = member.partition(".") if isinstance(member, str) else ("", "", "")
+        if not (head == str(i) and ext in IMAGE_EXTS):
             raise SchemaError(f"{p}.member", f"must be '{i}.png' or '{i}.jpg', got {im.get('member')!r}")
         for k in ("width", "height", "source_width", "source_height"):
             v = im.get(k)
@@ -202,11 +219,10 @@ def validate_record(rec: Any) -> None:
         if bad is not None:
             raise SchemaError(f"{p}.label", f"must not contain box markup or control characters, found {bad!r}")
         validate_bbox(ob.get("bbox"), images[idx]["width"], images[idx]["height"], f"{p}.bbox")
-    validate_messages(rec.get("messages"), len(images), bool(objs))
-    has_obj_part = any(
-        part.get("type") == "objects" for m in rec["messages"] for part in m["content"]
-    )
-    _need(not has_obj_part or rec["task"] in ("grounding", "detection"), "messages",
-          "objects parts are for grounding/detection tasks")
-    _need(isinstance(rec.get("target"), dict), "target", "must be an object")
-    _need(isinstance(rec.get("meta"), dict), "meta", "must be an object")
+    object_parts = validate_messages(rec.get("messages"), len(images), bool(objs))
+    if object_parts and rec["task"] not in ("grounding", "detection"):
+        raise SchemaError("messages", "objects parts are for grounding/detection tasks")
+    if not isinstance(rec.get("target"), dict):
+        raise SchemaError("target", "must be an object")
+    if not isinstance(rec.get("meta"), dict):
+        raise SchemaError("meta", "must be an object")

@@ -8,7 +8,6 @@ shards.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections import Counter
@@ -26,18 +25,23 @@ from medmo_data.shards.writer import (
     stats_path,
 )
 
-from .normalize import NormalizeOptions, SampleRejected, dump_json, normalize
+from .normalize import NormalizeOptions, SampleRejected, compact_encoder, dump_json, normalize
 from .rejects import Scrubber, utf8_safe
 
 
-def _user_text(rec: dict[str, Any], role: str) -> str:
-    return "\n".join(p["text"] for m in rec["messages"] if m["role"] == role
-                     for p in m["content"] if p["type"] == "text")
+def _role_texts(rec: dict[str, Any]) -> tuple[str, str, str]:
+    """(system, user, assistant): each role's text parts joined by newlines, in one pass over the turns."""
+    parts: dict[str, list[str]] = {"system": [], "user": [], "assistant": []}
+    for m in rec["messages"]:
+        add = parts[m["role"]].append
+        for p in m["content"]:
+            if p["type"] == "text":
+                add(p["text"])
+    return "\n".join(parts["system"]), "\n".join(parts["user"]), "\n".join(parts["assistant"])
 
 
 def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, Any]]) -> dict[str, Any]:
-    prompt = _user_text(rec, "user")
-    answer = _user_text(rec, "assistant")
+    system, prompt, answer = _role_texts(rec)
     prompt_norm = normalize_text(prompt)  # once: hashed and counted (NFKC + regexes dominate text sources)
     return {
         "key": key, "shard": shard, "id": rec["id"], "split": rec["split"], "task": rec["task"],
@@ -52,12 +56,13 @@ def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, An
         "prompt_norm_sha1": hashlib.sha1(prompt_norm.encode("utf-8")).hexdigest() if prompt else "",
         "answer_norm_sha1": text_sha1(answer) if answer else "",
         "prompt_chars": len(prompt), "answer_chars": len(answer),
-        "prompt_words": len(prompt_norm.split()),
+        # normalize_text leaves single spaces between words, none at the ends: counted, not split
+        "prompt_words": prompt_norm.count(" ") + 1 if prompt_norm else 0,
         "n_objects": len(rec["objects"]),
         "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in rec["objects"]],
         # Added for `mix`: the system turn (token budgets) and scalar meta fields (contamination rules
         # that depend on a sub-source, e.g. MedReason's dataset_name).
-        "system": _user_text(rec, "system")[:4000],
+        "system": system[:4000],
         "meta": _scalar_meta(rec.get("meta") or {}),
     }
 
@@ -66,10 +71,10 @@ def _scalar_meta(meta: dict[str, Any]) -> str:
     """Scalar meta values as sorted JSON (strings cut to 200 chars); lists and dicts are left out."""
     keep = {k: (v[:200] if isinstance(v, str) else v) for k, v in meta.items()
             if isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and v != v)}
-    return _META_JSON.encode(keep)
+    return _META_JSON(keep)
 
 
-_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # built once
+_META_JSON = compact_encoder(sort_keys=True, allow_nan=True)
 
 
 def reject_row(raw: RawSample, exc: Exception, scrub: Scrubber | None = None) -> dict[str, str]:

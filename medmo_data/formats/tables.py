@@ -69,9 +69,10 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]] | Reject]:
     """(line id, object) per line; malformed, non-UTF-8, too deeply nested or non-object lines become
     Rejects. A UTF-8 byte order mark before the first line is skipped (as CSV reading does)."""
     check_regular(path)
+    name = path.name
     with open(path, "rb") as f:
         for n, raw in enumerate(_capped_lines(f), 1):
-            lid = f"{path.name}:{n}"
+            lid = f"{name}:{n}"
             if raw is None:
                 yield Reject(lid, "malformed_json", f"{path}:{n}: line longer than {MAX_LINE_BYTES} bytes, skipped")
                 continue
@@ -248,6 +249,8 @@ def vqa_messages(question: str, answer: str, n_images: int = 1, system: str | No
 
 def clean(text: Any) -> str:
     """A cell as stripped text (ints from JSON answers become strings)."""
+    if type(text) is str:  # most cells: str() of a str is itself
+        return text.strip()
     if text is None:
         return ""
     if isinstance(text, float) and not math.isfinite(text):
