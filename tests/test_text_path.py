@@ -195,8 +195,8 @@ def test_index_row_texts_and_word_count_unchanged(prompt):
 
 
 def test_tar_builder_joins_small_members_and_streams_large_ones(tmp_path):
-    """Members up to 64 KiB are written with their header in one piece, larger ones apart: same bytes."""
-    sizes = [0, 1, 511, 512, (64 << 10) - 1, 64 << 10, (64 << 10) + 1, 200_001]
+    """Members up to 32 KiB are written with their header in one piece, larger ones apart: same bytes."""
+    sizes = [0, 1, 511, 512, (32 << 10) - 1, 32 << 10, (32 << 10) + 1, 200_001, 5000]
     members = {f"{i}.bin": bytes([i + 1]) * n for i, n in enumerate(sizes)}
     tb = TarBuilder(tmp_path / "a.tar")
     tb.add("k", members)

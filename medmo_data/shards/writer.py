@@ -50,8 +50,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 _NUL_BLOCK = bytes(_BLOCK)
-_JOIN_MAX = 64 << 10  # members up to this size are joined with their header and padding (one copy)
-_BUFFER = 64 << 10
+# Members up to this size (JSON) are joined with their header and padding and buffered (the default 8 KiB
+# buffer flushed every few text samples); larger ones (images) go to the file as they are, uncopied.
+_SMALL = 32 << 10
 # The fixed fields of every member header (mode 0444, uid/gid 0, mtime 0, no user names, GNU magic): bytes
 # 100-511 of what tarfile.TarInfo.tobuf(GNU_FORMAT) writes, with the size field and checksum spaces marked.
 _TAIL_BEFORE_SIZE = b"0000444\0" + b"0000000\0" * 2
@@ -90,8 +91,7 @@ class TarBuilder:
     def __init__(self, final: Path) -> None:
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        # 64 KiB buffer: a text sample's ~1.5 KiB members would flush every few samples with the default 8 KiB
-        self.file = open(self.tmp, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish()/abort()
+        self.file = open(self.tmp, "wb", buffering=_SMALL)  # noqa: SIM115 - closed in finish()/abort()
         self.hash = hashlib.sha256()
         self.offset = 0
         self.count = 0
@@ -106,9 +106,9 @@ class TarBuilder:
             data = members[field]
             header = member_header(f"{key}.{field}", len(data))
             pad = _NUL_BLOCK[:-len(data) % _BLOCK]
-            if len(data) <= _JOIN_MAX:  # a JSON member: one hash update and one write, not three
+            if len(data) <= _SMALL:  # one hash update and one write, not three
                 self._write(b"".join((header, data, pad)))
-            else:  # image bytes are not copied
+            else:
                 self._write(header)
                 self._write(data)
                 if pad:
