@@ -58,7 +58,7 @@ def _reduced(grey: Image.Image) -> tuple[Image.Image, tuple[float, float, float,
 
 
 def _dhash(grey: Image.Image, box: tuple[float, float, float, float] | None = None) -> int:
-    small = np.asarray(grey.resize((9, 8), Image.Resampling.BOX, box=box), dtype=np.int16)
+    small = np.frombuffer(grey.resize((9, 8), Image.Resampling.BOX, box=box).tobytes(), np.uint8).reshape(8, 9)
     bits = (small[:, 1:] > small[:, :-1]).ravel()  # 64 bits, first bit most significant
     return int.from_bytes(np.packbits(bits).tobytes(), "big", signed=True)
 
@@ -108,17 +108,20 @@ def thumb_distance(a: bytes, b: bytes) -> float:
 
 
 # ASCII characters the _PUNCT rule turns into spaces, as a str.translate table (derived from the rule).
-_ASCII_PUNCT = {i: " " for i in range(128) if _PUNCT.match(chr(i))}
+# ASCII byte -> its normalised byte: punctuation (the _PUNCT rule) and whitespace to a space, upper to lower
+# case (derived from the rules, so it cannot drift from the general path).
+_ASCII_TABLE = bytes(32 if _PUNCT.match(chr(i)) or chr(i).isspace() else ord(chr(i).lower()) if i < 128 else i
+                     for i in range(256))
 
 
 def normalize_text(text: str) -> str:
     """Lower-case, NFKC, punctuation to spaces, whitespace collapsed: the form n-gram matching uses.
 
-    ASCII text (most prompts) takes an equal, ~4x cheaper path: NFKC leaves ASCII as it is, the same
-    characters become spaces through a table, and split/join collapses the same whitespace as `\\s+`
-    (both use Python's Unicode whitespace) and strips the ends."""
+    ASCII text (most prompts) takes an equal, ~7x cheaper path: NFKC leaves ASCII as it is; one bytes
+    table lower-cases and turns the same characters into spaces (every whitespace too: the ASCII
+    separators \\x1c-\\x1f are whitespace to `\\s`), and split/join collapses the runs and strips the ends."""
     if text.isascii():
-        return " ".join(text.lower().translate(_ASCII_PUNCT).split())
+        return b" ".join(text.encode("ascii").translate(_ASCII_TABLE).split()).decode("ascii")
     t = unicodedata.normalize("NFKC", text).lower()
     return _WS.sub(" ", _PUNCT.sub(" ", t)).strip()
 
