@@ -76,7 +76,7 @@ def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
 
     try:
         step("build", lambda: [build_rows.throughput(c, work, n=max(10, int(c.n * scale)),
-                                                     repeats=1 if quick else 2)
+                                                     repeats=1 if quick else 4)
                                for c in build_rows.CASES])
         step("fingerprints", lambda: __import__("bench.fingerprints", fromlist=["run"]).run(
             n=max(30, int(300 * scale))))

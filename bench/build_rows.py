@@ -1,7 +1,7 @@
 """Build rows: per-core throughput of `build` against the baseline loop, `--workers` scaling, peak
 memory at 1x and 10x samples, and the PNG level trade-off. Every pair runs in the same process on the
 same inputs, alternating (build, baseline, build, baseline ...) so background load hits both sides;
-the best of the repeats is kept (the least disturbed run)."""
+the best of the repeats (4 in a full run) is kept: the least disturbed run of each side."""
 
 from __future__ import annotations
 
