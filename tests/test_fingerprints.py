@@ -21,7 +21,8 @@ from medmo_data.mix.fingerprint import (
     pixel_sha256,
     thumb16,
 )
-from medmo_data.mix.mixer import MixOptions, index_version, mix
+from medmo_data.mix.indices import index_version
+from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.spec import MixError
 from tests.test_mix import index_row, spec_file, write_source
 
@@ -120,3 +121,15 @@ def test_version_1_indices_still_decontaminate_against_benchmark_images(tmp_path
                                                               benchmarks={"OmniMedVQA": tmp_path / "b.jsonl"}))
     rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
     assert [(r["key"], r["rule"]) for r in rows] == [("copy", "image_exact")]
+
+
+def test_an_unknown_or_malformed_version_is_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    src = write_source(data, "roco", [index_row("a", sha="aa" * 16, dhash=5)])
+    path = src / "train-000000.index.parquet"
+    for raw, what in ((b"3", "'3'"), (b"x1", "'x1'")):
+        t = pq.read_table(path)
+        pq.write_table(t.replace_schema_metadata({b"medmo.fingerprint": raw}), path)
+        with pytest.raises(MixError, match=rf"train-000000.index.parquet: index metadata medmo.fingerprint={what} "
+                                           r"is not a fingerprint version this medmo-data reads \(1, 2\)"):
+            mix(spec_file(tmp_path, ["roco"]), MixOptions(data=data, out=tmp_path / "m.json"))

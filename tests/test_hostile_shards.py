@@ -19,7 +19,7 @@ import pytest
 from medmo_train import data as train_data
 
 from medmo_data.build.verify import verify
-from medmo_data.mix import mixer, stats_report
+from medmo_data.mix import indices, mixer, stats_report
 from medmo_data.mix.stage import StageManifestError, load_stage_manifest
 from medmo_data.shards import reader
 from medmo_data.shards.reader import ShardError, UnsafeShard, iter_samples
@@ -188,13 +188,13 @@ def _index(path: Path, rows: int) -> Path:
 
 def test_index_file_caps(tmp_path, monkeypatch):
     idx = _index(tmp_path / "train-000000.index.parquet", 2000)
-    assert mixer._read_index(idx, ["key", "split"]).height == 2000
+    assert indices.read_index(idx, ["key", "split"]).height == 2000
     monkeypatch.setattr(reader, "MAX_INDEX_UNCOMPRESSED", 1 << 20)  # declares ~2 MB once decompressed
     with pytest.raises(mixer.MixError, match="index declares .* uncompressed bytes"):
-        mixer._read_index(idx, ["key", "split"])
+        indices.read_index(idx, ["key", "split"])
     monkeypatch.setattr(reader, "MAX_INDEX_BYTES", idx.stat().st_size - 1)
     with pytest.raises(mixer.MixError, match=r"train-000000.index.parquet: index file of \d+ bytes, over"):
-        mixer._read_index(idx, ["key", "split"])
+        indices.read_index(idx, ["key", "split"])
 
 
 def test_index_caps_in_verify_and_stats(built, tmp_path, monkeypatch):

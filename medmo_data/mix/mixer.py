@@ -21,11 +21,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medmo_data.schema import ACCESS
-from medmo_data.shards.reader import ShardError, check_index
 
 from .budget import TextCounter, image_tokens
 from .decontam import (
@@ -37,7 +35,7 @@ from .decontam import (
     trap_hits,
 )
 from .dedup import Parts, dedup, dedup_frame
-from .fingerprint import FINGERPRINT_VERSION, HASH_COLUMN, INDEX_VERSION_KEY
+from .indices import read_index, same_fingerprints
 from .publish import publish
 from .spec import LICENCE_CLASSES, WEIGHT_MEANINGS, MixError, licence_classes, load_spec
 from .stage import STAGE_SCHEMA
@@ -46,7 +44,6 @@ from .test_items import items_from_file, items_from_index
 COLS = ["key", "shard", "id", "split", "task", "image_hash", "image_dhash", "prompt", "prompt_norm_sha1",
         "answer_norm_sha1", "meta"]
 BUDGET_COLS = ["n_images", "widths", "heights", "prompt_chars", "system"]  # read only for a token budget
-OPTIONAL = {"system": pl.String, "meta": pl.String, "image_thumb": pl.List(pl.Binary)}  # absent in older indexes
 
 
 @dataclass
@@ -70,53 +67,6 @@ def _rel(p: Path, base: Path) -> str:
 
 def _sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _checked_schema(path: Path) -> pa.Schema:
-    try:
-        check_index(path)  # size caps before any read: index files may come from elsewhere
-    except ShardError as exc:
-        raise MixError(str(exc)) from exc
-    return pq.read_schema(path)
-
-
-def _read_index(path: Path, cols: list[str]) -> pl.DataFrame:
-    """`cols` of one index; a version 1 index's `image_sha256` is read as `image_hash` (`_fingerprints`
-    has made sure that all indices of a mix share one version)."""
-    have = set(_checked_schema(path).names)
-    old = HASH_COLUMN[1] if "image_hash" in cols and HASH_COLUMN[1] in have else None
-    df = pl.read_parquet(path, columns=[old if c == "image_hash" and old else c for c in cols
-                                        if c in have or (c == "image_hash" and old)])
-    df = df.rename({old: "image_hash"}) if old else df
-    return df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in OPTIONAL.items() if c in cols and c not in have])
-
-
-def index_version(path: Path) -> int:
-    """The fingerprint version an index was written with: its schema metadata, else 1 (indices written
-    before the version was recorded hold `image_sha256`)."""
-    schema = _checked_schema(path)
-    meta = schema.metadata or {}
-    if INDEX_VERSION_KEY.encode() in meta:
-        return int(meta[INDEX_VERSION_KEY.encode()])
-    return 1 if HASH_COLUMN[1] in schema.names else FINGERPRINT_VERSION
-
-
-def _fingerprints(indices: dict[str, list[Path]]) -> int:
-    """The one fingerprint version of every index the mix reads (train and test sources). Hashes of two
-    versions never match, so a mix of versions would let test images through: refused, naming who to
-    rebuild."""
-    by: dict[int, set[str]] = {}
-    for name, paths in indices.items():
-        for p in paths:
-            by.setdefault(index_version(p), set()).add(name)
-    if len(by) > 1:
-        newest = max(by)
-        lines = [f"  version {v}: {', '.join(sorted(names))}" for v, names in sorted(by.items())]
-        raise MixError("the sources' indices hold image fingerprints of different versions, which never match "
-                       "each other (test images would pass decontamination):\n" + "\n".join(lines) +
-                       f"\nrebuild the sources below version {newest} with this medmo-data "
-                       "(`medmo-data build` rewrites a source built by an older pipeline; docs/mixing.md#fingerprints)")
-    return next(iter(by), FINGERPRINT_VERSION)
 
 
 def _resolve(spec: dict[str, Any], opts: MixOptions, splits: list[str]) -> tuple[list[dict], list[dict]]:
@@ -160,7 +110,7 @@ def _test_items(opts: MixOptions, tests: list[tuple[str, list[str], list[Path]]]
     cols = ["key", "id", "split", "prompt", "prompt_norm_sha1", "image_hash", "image_dhash", "image_thumb"]
     for name, splits, paths in tests:
         for idx in paths:
-            df = _read_index(idx, cols).filter(pl.col("split").is_in(splits))
+            df = read_index(idx, cols).filter(pl.col("split").is_in(splits))
             if df.height:
                 frames.append(items_from_index(df, name))
     for name, path in sorted(opts.benchmarks.items()):
@@ -207,7 +157,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
     dopts = DecontamOptions(**{k: v for k, v in (spec.get("decontam") or {}).items()
                                if k in DecontamOptions.__dataclass_fields__})
     tests = _test_indices(opts) if opts.decontaminate else []
-    version = _fingerprints({s["name"]: [s["manifest"].parent / i for i in sorted({sh["index"] for sh in s["shards"]})]
+    version = same_fingerprints({s["name"]: [s["manifest"].parent / i for i in sorted({sh["index"] for sh in s["shards"]})]
                              for s in kept} | {f"{n} (test)": paths for n, _, paths in tests})
     items, bfiles = _test_items(opts, tests, version) if opts.decontaminate else (pl.DataFrame(), [])
     ts = ItemSet(items, dopts) if items.height else None
@@ -226,7 +176,7 @@ def mix(spec_path: Path, opts: MixOptions) -> tuple[dict[str, Any], Path]:
         folder = s["manifest"].parent
         tars = {sh["path"] for sh in s["shards"]}
         for idx in sorted({sh["index"] for sh in s["shards"]}):
-            df = _read_index(folder / idx, COLS + (BUDGET_COLS if max_tokens else []))
+            df = read_index(folder / idx, COLS + (BUDGET_COLS if max_tokens else []))
             df = df.filter(pl.col("split").is_in(splits) & pl.col("shard").is_in(list(tars)))
             df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
             files.append((si, folder / idx, row0, row0 + df.height))
@@ -305,7 +255,7 @@ def _resolve_keys(drops: pl.DataFrame, files: list[tuple[int, Path, int, int]], 
         lo, hi = np.searchsorted(need, [a, b])
         if lo == hi:
             continue
-        df = _read_index(path, ["key", "id", "split", "shard"])
+        df = read_index(path, ["key", "id", "split", "shard"])
         # the same filter as the first pass keeps the row numbering identical
         df = df.filter(pl.col("split").is_in(_read_splits(kept[si])) & pl.col("shard").is_in(
             [sh["path"] for sh in kept[si]["shards"]]))
