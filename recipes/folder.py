@@ -85,8 +85,9 @@ def _is_jpeg(path: Path) -> bool:
 
 
 def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
+    """`root` is already resolved (once per build in `records`: a realpath is one lstat per component)."""
     path = (root / rel).resolve()
-    if root.resolve() not in path.parents:
+    if path == root or not path.is_relative_to(root):
         raise ValueError(f"image path {rel!r} leaves the input folder")
     window = line.get("window")
     offset = line.get("value_offset", 0.0)
@@ -177,12 +178,13 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         lines = _csv_lines(cs)
     else:
         raise SourceError(f"{root}: no annotations.jsonl or annotations.csv")
+    real_root = root.resolve()
     for item in lines:
         if isinstance(item, Reject):
             yield item
             continue
         rid, line = item
-        yield sample(root, rid, line, options)
+        yield sample(real_root, rid, line, options)
 
 
 def info_for(options: dict[str, str]) -> SourceInfo:
