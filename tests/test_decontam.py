@@ -166,6 +166,10 @@ def test_precomputed_fingerprints_must_be_of_the_indices_version(tmp_path):
     assert (x["shas"], x["dhashes"]) == (["ab" * 32], [5])
     with pytest.raises(ValueError, match=r"v1.jsonl row 0: precomputed image fingerprints are version 1"):
         items_from_file("MedXpertQA", tmp_path / "v1.jsonl", version=2)
+    (tmp_path / "both.jsonl").write_text(json.dumps({"id": "b", "question": "Q?", "image_sha256": "ab" * 32,
+                                                     "image_hash": "cd" * 16}) + "\n")
+    assert items_from_file("MedXpertQA", tmp_path / "both.jsonl", version=2)["shas"][0].to_list() == ["cd" * 16]
+    assert items_from_file("MedXpertQA", tmp_path / "both.jsonl", version=1)["shas"][0].to_list() == ["ab" * 32]
     Image.fromarray(np.full((8, 8), 7, np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "img.jsonl").write_text(json.dumps({"id": "a", "question": "Q?", "image": "a.png",
                                                     "image_sha256": "ab" * 32}) + "\n")

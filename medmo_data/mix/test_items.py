@@ -75,7 +75,8 @@ def _image_print(path: Path, version: int) -> tuple[str, int, bytes] | None:
 def _precomputed(r: dict[str, Any], version: int, where: str) -> tuple[list[str], list[int]]:
     """A row's own exact hash and dHash: `image_sha256` is version 1, `image_hash` version 2 (or the row's
     `fingerprint_version`). Values of another version than the indices' would never match: an error."""
-    key = next((k for _, k in sorted(HASH_COLUMN.items()) if r.get(k) not in (None, "")), None)
+    given = [k for _, k in sorted(HASH_COLUMN.items()) if r.get(k) not in (None, "")]
+    key = HASH_COLUMN[version] if HASH_COLUMN.get(version) in given else next(iter(given), None)
     if key is None and r.get("image_dhash") in (None, ""):
         return [], []
     have = int(r.get("fingerprint_version") or (1 if key == HASH_COLUMN[1] else FINGERPRINT_VERSION))
