@@ -281,7 +281,8 @@ def test_build_freezes_the_heap_while_it_runs_and_restores_it(tmp_path):
     try:
         frozen = gc.get_freeze_count()
         build(recipe, raw, BuildOptions(output=tmp_path / "b"))
-        assert gc.get_freeze_count() == frozen
+        # still frozen (an unfreeze would leave 0); a few frozen objects may have been freed meanwhile
+        assert frozen - 1000 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
