@@ -38,3 +38,20 @@ def by_id(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def texts(rec: dict[str, Any], role: str) -> str:
     return "".join(p.get("text", "") for m in rec["messages"] if m["role"] == role for p in m["content"]
                    if p["type"] == "text")
+
+
+def tarfile_reference(samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
+    """What Python's tarfile writes (GNU format, mode 0444, owner and mtime 0) for (key, members) samples,
+    members in name order: the bytes our TarBuilder must match."""
+    import io
+    import tarfile
+
+    ref = io.BytesIO()
+    with tarfile.open(fileobj=ref, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for key, members in samples:
+            for field in sorted(members):
+                ti = tarfile.TarInfo(f"{key}.{field}")
+                ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = (
+                    len(members[field]), 0, 0o444, 0, 0, "", "")
+                tar.addfile(ti, io.BytesIO(members[field]))
+    return ref.getvalue()

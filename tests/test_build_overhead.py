@@ -22,6 +22,7 @@ from medmo_data.pixels.transform import DecodeError, apply_window, lookup, windo
 from medmo_data.recipe import ImageSource
 from medmo_data.schema import SchemaError, validate_record
 from medmo_data.shards.writer import TarBuilder, member_header
+from tests.helpers import tarfile_reference
 from tests.test_schema import GOOD
 
 
@@ -191,16 +192,8 @@ def test_tar_builder_writes_what_tarfile_writes(tmp_path):
     assert tb.size() == sum(len(_tarfile_header(f"{k}.{f}", len(d))) + -(-len(d) // 512) * 512
                             for k, m in samples for f, d in m.items())
     info = tb.finish()
-    ref = io.BytesIO()
-    with tarfile.open(fileobj=ref, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for key, members in samples:
-            for field in sorted(members):
-                ti = tarfile.TarInfo(f"{key}.{field}")
-                ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = (
-                    len(members[field]), 0, 0o444, 0, 0, "", "")
-                tar.addfile(ti, io.BytesIO(members[field]))
     got = (tmp_path / "a.tar").read_bytes()
-    assert got == ref.getvalue() and info["bytes"] == len(got) and len(got) % tarfile.RECORDSIZE == 0
+    assert got == tarfile_reference(samples) and info["bytes"] == len(got) and len(got) % tarfile.RECORDSIZE == 0
     import hashlib
 
     assert info["sha256"] == hashlib.sha256(got).hexdigest()

@@ -10,7 +10,6 @@ import io
 import json
 import math
 import random
-import tarfile
 
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +24,7 @@ from medmo_data.recipe import ImageSource, RawSample, SourceInfo, get_recipe
 from medmo_data.schema import SchemaError, image, objects, turn, validate_record
 from medmo_data.shards.writer import TarBuilder
 from tests.fixtures import make
+from tests.helpers import tarfile_reference
 
 INFO = SourceInfo(name="t", title="t", stages=(3,), tasks=("mcq",), modality="none", access="open",
                   license="MIT")
@@ -201,15 +201,8 @@ def test_tar_builder_joins_small_members_and_streams_large_ones(tmp_path):
     tb = TarBuilder(tmp_path / "a.tar")
     tb.add("k", members)
     info = tb.finish()
-    ref = io.BytesIO()
-    with tarfile.open(fileobj=ref, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for field in sorted(members):
-            ti = tarfile.TarInfo(f"k.{field}")
-            ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = (
-                len(members[field]), 0, 0o444, 0, 0, "", "")
-            tar.addfile(ti, io.BytesIO(members[field]))
     got = (tmp_path / "a.tar").read_bytes()
-    assert got == ref.getvalue() and info["sha256"] == hashlib.sha256(got).hexdigest()
+    assert got == tarfile_reference([("k", members)]) and info["sha256"] == hashlib.sha256(got).hexdigest()
 
 
 @pytest.mark.parametrize("member,ok", [("0.png", True), ("0.jpg", True), ("00.png", False),
