@@ -26,6 +26,8 @@ without one). DICOM header values are never copied into the output.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -71,24 +73,53 @@ def _box(raw: Any, fmt: str) -> tuple[list[float], bool]:
     raise ValueError(f"box_format {fmt!r} is not one of {BOX_FORMATS}")
 
 
-def _is_jpeg(path: Path) -> bool:
-    """JPEG by content (SOI marker), read only for names that are not another known format."""
-    if path.name.lower().endswith(NOT_JPEG):
+def _is_jpeg(path: str) -> bool:
+    """JPEG by content (SOI marker), read only for names that are not another known format. Opened
+    non-blocking and checked by fstat before reading: a FIFO or device never blocks, the decoder rejects it
+    by its own stat (one open, fstat and read instead of a stat plus a buffered open: ~2x cheaper)."""
+    if path.lower().endswith(NOT_JPEG):
         return False
     try:
-        if not path.is_file():  # a FIFO or device would block open(): the decoder rejects it by stat
-            return False
-        with open(path, "rb") as f:
-            return f.read(3) == JPEG_SOI
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return False  # missing or unreadable: the decoder rejects it with the reason
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 3) == JPEG_SOI
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
-def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
-    """`root` is already resolved (once per build in `records`: a realpath is one lstat per component)."""
-    path = (root / rel).resolve()
-    if path == root or not path.is_relative_to(root):
-        raise ValueError(f"image path {rel!r} leaves the input folder")
+class _Resolver:
+    """Image paths resolved (symlinks followed) and kept inside the resolved input folder. Each folder an
+    annotation names is resolved once per build; per image only its last component is checked for a
+    symlink (one lstat instead of one per path component: realpath of a folder/name pair equals realpath
+    of the folder, joined with the name, unless the name itself is a link)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)  # already resolved
+        self.inside = self.root.rstrip(os.sep) + os.sep
+        self.folders: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> str:
+        folder, name = os.path.split(rel)
+        if name in ("", ".", ".."):
+            path = os.path.realpath(os.path.join(self.root, rel))
+        else:
+            real = self.folders.get(folder)
+            if real is None:
+                real = self.folders[folder] = os.path.realpath(os.path.join(self.root, folder))
+            path = os.path.join(real, name)
+            if os.path.islink(path):
+                path = os.path.realpath(path)
+        if not path.startswith(self.inside):  # the root itself, or outside it
+            raise ValueError(f"image path {rel!r} leaves the input folder")
+        return path
+
+
+def _image_source(resolve: _Resolver, rel: str, line: dict[str, Any]) -> ImageSource:
+    path = resolve(rel)
     window = line.get("window")
     offset = line.get("value_offset", 0.0)
     # A JPEG is stored as its own bytes in a `.jpg` member (re-encoded as JPEG only if resized); such
@@ -96,12 +127,12 @@ def _image_source(root: Path, rel: str, line: dict[str, Any]) -> ImageSource:
     # window, value_offset, axis, slice and frame are passed as given: the decoder checks them and rejects
     # the line with a specific reason (bad_window, bad_value_offset, ...).
     jpeg = window is None and not offset and _is_jpeg(path)
-    return ImageSource(path=str(path), window=tuple(window) if isinstance(window, list) else window,
+    return ImageSource(path=path, window=tuple(window) if isinstance(window, list) else window,
                        slice_index=line.get("slice"), axis=line.get("axis", "axial"), frame=line.get("frame"),
                        value_offset=offset, member_format="jpg" if jpeg else None)
 
 
-def sample(root: Path, rid: str, line: dict[str, Any], options: dict[str, str]) -> RawSample | Reject:
+def sample(resolve: _Resolver, rid: str, line: dict[str, Any], options: dict[str, str]) -> RawSample | Reject:
     sid = clean(line.get("id")) or rid
     task = clean(line.get("task")) or "vqa"
     if task not in TASKS:
@@ -115,7 +146,7 @@ def sample(root: Path, rid: str, line: dict[str, Any], options: dict[str, str]) 
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         return Reject(sid, "bad_field", f"{rid}: images must be a list of paths")
     try:
-        sources = [_image_source(root, p.strip(), line) for p in paths]
+        sources = [_image_source(resolve, p.strip(), line) for p in paths]
     except ValueError as exc:
         return Reject(sid, "bad_path", f"{rid}: {exc}")
     if task not in TEXT_TASKS and not sources:
@@ -178,13 +209,13 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         lines = _csv_lines(cs)
     else:
         raise SourceError(f"{root}: no annotations.jsonl or annotations.csv")
-    real_root = root.resolve()
+    resolve = _Resolver(root.resolve())
     for item in lines:
         if isinstance(item, Reject):
             yield item
             continue
         rid, line = item
-        yield sample(real_root, rid, line, options)
+        yield sample(resolve, rid, line, options)
 
 
 def info_for(options: dict[str, str]) -> SourceInfo:
