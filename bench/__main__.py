@@ -81,7 +81,7 @@ def collect(rows: tuple[str, ...], quick: bool, mix_n: int, mix_timeout: int,
         step("fingerprints", lambda: __import__("bench.fingerprints", fromlist=["run"]).run(
             n=max(30, int(300 * scale))))
         step("img2dataset", lambda: __import__("bench.img2dataset_row", fromlist=["run"]).run(
-            work, n=max(200, int(2000 * scale)), n_small=max(20, int(100 * scale))))
+            work, n=max(800, int(8000 * scale)), n_small=max(20, int(100 * scale))))
         step("scaling", lambda: build_rows.scaling(work, n=max(40, int(1000 * scale)),
                                                    shard_samples=max(5, int(50 * scale))))
         step("ray", lambda: build_rows.ray_scaling(work, n=max(40, int(2000 * scale)),
