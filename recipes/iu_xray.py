@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medmo_data.families.reports import hash_split, join_report, openi_report, report_messages, tidy
-from medmo_data.formats.tables import clean, iter_csv, load_json
+from medmo_data.formats.tables import FileRefused, clean, iter_csv, load_json, read_small
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -85,7 +85,10 @@ def _openi(root: Path, xml_dir: Path, splits: dict[str, str] | None) -> Iterator
     files = sorted(xml_dir.glob("*.xml"), key=lambda p: (int(p.stem) if p.stem.isdigit() else 1 << 30, p.name))
     for f in files:
         try:
-            rep = openi_report(f.read_bytes())
+            rep = openi_report(read_small(f))
+        except FileRefused as exc:  # a FIFO or device among the reports: this report only
+            yield Reject(f.name, exc.reason, str(exc))
+            continue
         except ValueError as exc:
             yield Reject(f.name, "malformed_xml", f"{f}: {exc}")
             continue

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medmo_data.families.text_qa import instruction_messages
-from medmo_data.formats.tables import iter_csv
+from medmo_data.formats.tables import FileRefused, iter_csv, read_small
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -78,7 +78,11 @@ def _text(el: ET.Element | None) -> str:
 def document(path: Path, folder: str) -> Iterator[RawSample | Reject]:
     """Every QA pair of one MedQuAD XML file, in file order."""
     fid = f"{folder}/{path.stem}"
-    data = path.read_bytes()
+    try:
+        data = read_small(path)
+    except FileRefused as exc:  # a FIFO or device in the tree, a huge file: this document only
+        yield Reject(fid, exc.reason, str(exc))
+        return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -24,11 +24,12 @@ import csv
 import gzip
 import io
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.reports import join_report, mimic_sections, report_messages
+from medmo_data.formats.archive import open_zip
+from medmo_data.formats.tables import FileRefused, read_small
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 
 INFO = SourceInfo(
@@ -65,7 +66,7 @@ class _Reports:
 
     def __init__(self, root: Path) -> None:
         self.dirs = [d for d in (root / "mimic-cxr-reports" / "files", root / "files") if d.is_dir()]
-        self.zip = zipfile.ZipFile(root / "mimic-cxr-reports.zip") if (root / "mimic-cxr-reports.zip").exists() \
+        self.zip = open_zip(root / "mimic-cxr-reports.zip") if (root / "mimic-cxr-reports.zip").exists() \
             else None
         if not self.dirs and self.zip is None:
             raise SourceError(f"{root}: no report folder (mimic-cxr-reports/files) or mimic-cxr-reports.zip")
@@ -75,7 +76,7 @@ class _Reports:
         for d in self.dirs:
             p = d / rel
             if p.exists():
-                return p.read_bytes().decode("utf-8", "surrogateescape")
+                return read_small(p).decode("utf-8", "surrogateescape")
         if self.zip is not None:
             for name in (f"files/{rel}", f"mimic-cxr-reports/files/{rel}"):
                 try:
@@ -117,7 +118,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if not views:
             yield Reject(sid, "no_selected_view", f"{len(dicoms)} image(s), none with ViewPosition in {sorted(keep)}")
             continue
-        text = reports.get(group, patient, sid)
+        try:
+            text = reports.get(group, patient, sid)
+        except FileRefused as exc:  # a FIFO, device or huge file where the report should be: this study only
+            yield Reject(sid, exc.reason, str(exc))
+            continue
         if text is None:
             yield Reject(sid, "missing_report", f"no {group}/{patient}/{sid}.txt")
             continue

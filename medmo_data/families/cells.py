@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medmo_data.formats.archive import open_zip
 from medmo_data.pixels import boxes
 from medmo_data.pixels.transform import rescale_to_uint8
 from medmo_data.recipe import ImageSource, RawSample, Reject
@@ -121,7 +121,7 @@ def npy_header(member) -> tuple[tuple[int, ...], np.dtype]:
 
 def npz_shape(path: Path, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
     """Shape and dtype of `key` in an .npz, read from its header only; None if the key is absent."""
-    with zipfile.ZipFile(path) as zf:
+    with open_zip(path) as zf:
         if f"{key}.npy" not in zf.namelist():
             return None
         with zf.open(f"{key}.npy") as member:
@@ -130,7 +130,7 @@ def npz_shape(path: Path, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
 
 def iter_npy_rows(path: Path, key: str) -> Iterator[np.ndarray]:
     """Rows `arr[i]` of array `key` in an .npz, read one at a time (compressed or not)."""
-    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as member:
+    with open_zip(path) as zf, zf.open(f"{key}.npy") as member:
         shape, dtype = npy_header(member)
         row_shape = shape[1:]
         row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from medmo_data.formats.tables import MAX_METADATA_BYTES, read_small
 from medmo_data.recipe import Reject, SourceError
 
 LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis", "Hernia",
@@ -101,7 +102,7 @@ def official_split(root: Path) -> dict[str, str] | None:
         return None
     split = {}
     for path, name in ((tv, "train"), (te, "test")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in read_small(path, MAX_METADATA_BYTES).decode("utf-8").splitlines():
             if line.strip():
                 split[line.strip()] = name
     return split

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from medmo_data.formats.tables import FileRefused, read_small
 from medmo_data.pixels import boxes
 
 
@@ -66,9 +67,10 @@ def parse_labels(text: str, width: int, height: int, where: str = "labels") -> l
 
 def read_labels(path: Path, width: int, height: int) -> list[YoloBox]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError as exc:
-        raise YoloError("missing_labels", f"{path} does not exist") from exc
+        text = read_small(path).decode("utf-8")
+    except FileRefused as exc:  # missing, or a FIFO / device / huge file where a label file should be
+        reason = "missing_labels" if exc.reason == "missing_file" else exc.reason
+        raise YoloError(reason, f"{path} does not exist" if reason == "missing_labels" else str(exc)) from exc
     except UnicodeDecodeError as exc:
         raise YoloError("non_utf8_text", f"{path}: byte {exc.start} is not UTF-8") from exc
     return parse_labels(text, width, height, str(path))
@@ -81,7 +83,7 @@ def spoken(name: str) -> str:
 
 def read_names(path: Path) -> list[str]:
     """Class names by index from a YOLO `*.yaml` (`names:`) or a one-name-per-line text file."""
-    text = path.read_text(encoding="utf-8")
+    text = read_small(path).decode("utf-8")
     if path.suffix in (".yaml", ".yml"):
         import yaml
 

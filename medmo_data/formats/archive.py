@@ -13,19 +13,45 @@ every zip. A zip inside a zip is copied once to an anonymous temporary file (`su
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from medmo_data.formats.tables import check_regular
 from medmo_data.recipe import ImageSource, SourceError
 
 # No member is decompressed beyond this many bytes (the zip's declared sizes can lie): an image member over
 # it reaches the decoder one byte over the decoder's own cap (pixels.limits.MAX_FILE_BYTES, the same value,
 # tested) and is rejected there as `file_too_large`; any other member stops the build with its name.
 MAX_MEMBER_BYTES = 1 << 30
+# A zip inside a release zip (VQA-Med-2019's test images) is copied to a temporary file to be read: a
+# nested zip bomb stops here instead of filling the disk.
+MAX_NESTED_ZIP_BYTES = 8 << 30
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """A zip file on disk, opened once it is known to be a regular file (open() on a FIFO blocks); a file
+    that is not a zip stops the build with its name."""
+    check_regular(path)
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{path}: not a readable zip ({exc})") from exc
+
+
+def _copy_capped(zf: zipfile.ZipFile, name: str, label: str, cap: int = MAX_NESTED_ZIP_BYTES) -> IO[bytes]:
+    """Member `name` decompressed into a temporary file, stopping with a SourceError past `cap` bytes."""
+    copy = tempfile.TemporaryFile()
+    with zf.open(name) as src:
+        while chunk := src.read(1 << 20):
+            if copy.tell() + len(chunk) > cap:
+                copy.close()
+                raise SourceError(f"{label}:{name}: a nested zip over {cap} bytes uncompressed")
+            copy.write(chunk)
+    copy.seek(0)
+    return copy
 
 
 def _prefix(zf: zipfile.ZipFile, prefixes: Sequence[str]) -> str | None:
@@ -51,7 +77,7 @@ class ReleaseTree:
         wanted = list(prefixes) or [f"{folder}/"]
         for pattern in zips or (f"{folder}.zip",):
             for path in sorted(root.glob(pattern)):
-                if path.is_file() and zipfile.is_zipfile(path):
+                if path.is_file() and zipfile.is_zipfile(path):  # is_file: a FIFO is never opened
                     self._add(zipfile.ZipFile(path), wanted, str(path), flat)
         if flat:
             self._index()
@@ -140,10 +166,7 @@ class ReleaseTree:
                 for name in zf.namelist():
                     if name.startswith(prefix) and any(PurePosixPath(name[len(prefix):]).match(z)
                                                        for z in zips or (f"{folder}.zip",)):
-                        copy = tempfile.TemporaryFile()
-                        with zf.open(name) as src:
-                            shutil.copyfileobj(src, copy, 1 << 20)
-                        copy.seek(0)
+                        copy = _copy_capped(zf, name, label)
                         self._keep.append(copy)
                         if zipfile.is_zipfile(copy):
                             sub._add(zipfile.ZipFile(copy), wanted, f"{label}:{name}", flat)

@@ -4,7 +4,6 @@ builders. Recipes stay short and read like the dataset's README because the plum
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -14,37 +13,62 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from medmo_data.pixels.limits import read_capped
 from medmo_data.recipe import ImageSource, Reject, SourceError
 from medmo_data.schema import image, turn
 
 MAX_METADATA_BYTES = 2 << 30  # a whole-file JSON read (load_json) is refused above this
 MAX_LINE_BYTES = 256 << 20  # one JSON Lines record; a longer line is a reject, never read whole
+MAX_RECORD_FILE_BYTES = 256 << 20  # one record's own file (a report, an XML document, a label file)
+
+
+class FileRefused(SourceError):
+    """A file refused before it is read, with the reject reason a caller that reads one file per record
+    records (`not_a_regular_file`, `file_too_large`, `missing_file`, `unreadable_file`); a caller that
+    needs the file for the whole source lets it stop the build as the SourceError it is."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def check_regular(path: Path) -> int:
     """Size of `path`, checked without opening it: a FIFO, socket or device in the input would block a
-    reader forever (or never end), so it is a SourceError before any open()."""
+    reader forever (or never end), so it is refused before any open()."""
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
-        raise SourceError(f"{path}: missing") from exc
+        raise FileRefused("missing_file", f"{path}: missing") from exc
     except OSError as exc:
-        raise SourceError(f"{path}: cannot stat ({exc.strerror or exc})") from exc
+        raise FileRefused("unreadable_file", f"{path}: cannot stat ({exc.strerror or exc})") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise SourceError(f"{path}: not a regular file (a FIFO, socket, device or folder)")
+        raise FileRefused("not_a_regular_file", f"{path}: not a regular file (a FIFO, socket, device or folder)")
     return st.st_size
+
+
+def read_small(path: Path, cap: int = MAX_RECORD_FILE_BYTES) -> bytes:
+    """A whole file that is read at once (a report, an XML document, a list): refused before open() when it
+    is not a regular file or is over `cap`, and read at the size the stat gave (+1 to see a file that grew
+    since, still capped)."""
+    size = check_regular(path)
+    if size > cap:
+        raise FileRefused("file_too_large", f"{path}: {size} bytes is over the {cap}-byte cap of a whole-file read")
+    try:
+        data = read_capped(str(path), size, cap)
+    except FileNotFoundError as exc:
+        raise FileRefused("missing_file", f"{path}: missing") from exc
+    except OSError as exc:
+        raise FileRefused("unreadable_file", f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if len(data) > cap:
+        raise FileRefused("file_too_large", f"{path}: grew over the {cap}-byte cap while read")
+    return data
 
 
 def load_json(path: Path) -> Any:
     """A whole JSON file (small metadata files only); a broken file stops the build with exit 2."""
-    size = check_regular(path)
-    if size > MAX_METADATA_BYTES:
-        raise SourceError(f"{path}: {size} bytes is over the {MAX_METADATA_BYTES}-byte cap of a whole-file read")
+    data = read_small(path, MAX_METADATA_BYTES)
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8").removeprefix("\ufeff"))
-    except FileNotFoundError as exc:
-        raise SourceError(f"{path}: missing") from exc
+        return json.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
@@ -268,8 +292,3 @@ def pmcid(figure: str) -> str:
     or "" (PMC-VQA figures and PMC-OA subfigures share it: the decontamination key between them)."""
     m = _PMCID.match(Path(figure).name)
     return m.group(1) if m else ""
-
-
-def read_text(path: Path) -> str:
-    with open(path, "rb") as f:
-        return io.TextIOWrapper(f, encoding="utf-8").read()
