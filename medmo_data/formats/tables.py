@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from medmo_data.pixels.limits import read_capped
 from medmo_data.recipe import ImageSource, Reject, SourceError
 from medmo_data.schema import image, turn
 
@@ -54,7 +53,10 @@ def read_small(path: Path, cap: int = MAX_RECORD_FILE_BYTES) -> bytes:
     if size > cap:
         raise FileRefused("file_too_large", f"{path}: {size} bytes is over the {cap}-byte cap of a whole-file read")
     try:
-        data = read_capped(str(path), size, cap)
+        with open(path, "rb") as f:
+            data = f.read(size + 1)  # not read(cap + 1): that allocates the whole cap for every file
+            if len(data) > size:
+                data += f.read(cap + 1 - len(data))
     except FileNotFoundError as exc:
         raise FileRefused("missing_file", f"{path}: missing") from exc
     except OSError as exc:
