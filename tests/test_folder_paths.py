@@ -30,12 +30,18 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
 def test_paths_inside_resolve_to_real_files(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     resolve = _Resolver(root)
-    real = str(root / "img" / "a.jpg")
+    real = (str(root / "img" / "a.jpg"), True)
     assert resolve("img/a.jpg") == real
     assert resolve("img/alias.jpg") == real  # leaf symlink followed
     assert resolve("linked_in/a.jpg") == real  # folder symlink followed
     assert resolve("img/../img/a.jpg") == real
     assert resolve("img/a.jpg") == real  # second lookup from the folder cache
+    os.mkfifo(root / "img" / "pipe.jpg")
+    (root / "img" / "to_pipe.jpg").symlink_to(root / "img" / "pipe.jpg")
+    assert resolve("img/pipe.jpg") == (str(root / "img" / "pipe.jpg"), False)  # never opened to sniff
+    assert resolve("img/to_pipe.jpg") == (str(root / "img" / "pipe.jpg"), False)
+    assert resolve("img") == (str(root / "img"), False)  # a folder
+    assert resolve("img/missing.jpg") == (str(root / "img" / "missing.jpg"), False)
 
 
 @pytest.mark.parametrize("rel", ["img/leak.jpg", "linked_out/secret.jpg", "../outside/secret.jpg",
@@ -52,7 +58,7 @@ def test_absolute_paths_outside_are_refused(tree: tuple[Path, Path]) -> None:
     root, outside = tree
     with pytest.raises(ValueError, match="leaves the input folder"):
         _Resolver(root)(str(outside / "secret.jpg"))
-    assert _Resolver(root)(str(root / "img" / "a.jpg")) == str(root / "img" / "a.jpg")
+    assert _Resolver(root)(str(root / "img" / "a.jpg")) == (str(root / "img" / "a.jpg"), True)
 
 
 def test_jpeg_sniff_by_content_never_blocks(tmp_path: Path) -> None:
