@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from medmo_data.families.reports import caption_messages
-from medmo_data.formats.tables import clean, hf_image, iter_parquet
+from medmo_data.formats.archive import MAX_MEMBER_BYTES
+from medmo_data.formats.tables import check_regular, clean, hf_image, iter_parquet
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -106,6 +107,7 @@ def _members(archive: Path) -> Iterator[tuple[str, bytes] | Reject]:
     import zstandard
 
     n = 0
+    check_regular(archive)  # a FIFO would block open(): the build stops with its name
     try:
         with open(archive, "rb") as raw:
             stream = zstandard.ZstdDecompressor().stream_reader(raw) if archive.name.endswith(".zst") else raw
@@ -114,7 +116,8 @@ def _members(archive: Path) -> Iterator[tuple[str, bytes] | Reject]:
                     if not m.isfile() or not m.name.lower().endswith(IMAGE_EXTS):
                         continue
                     f = tf.extractfile(m)
-                    data = f.read() if f else b""
+                    # cap + 1: an image over the cap reaches the decoder one byte over and is its reject
+                    data = f.read(MAX_MEMBER_BYTES + 1) if f else b""
                     n += 1
                     yield m.name, data
     except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as exc:

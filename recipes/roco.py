@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.reports import caption_messages, hub_captions
-from medmo_data.formats.tables import hf_splits
+from medmo_data.formats.tables import check_regular, hf_splits
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -39,6 +39,7 @@ SUBSETS = {"radiology": ("radiology",), "non-radiology": ("non-radiology",), "al
 
 def _tab_lines(path: Path) -> Iterator[tuple[int, list[str]] | Reject]:
     """(line number, tab-separated fields) of a ROCO .txt file; non-UTF-8 lines become Rejects."""
+    check_regular(path)  # a FIFO would block open()
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             try:

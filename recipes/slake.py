@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from medmo_data.formats.archive import ReleaseTree
-from medmo_data.formats.tables import clean, load_json, vqa_messages
+from medmo_data.formats.tables import FileRefused, clean, load_json, vqa_messages
 from medmo_data.pixels import boxes
 from medmo_data.recipe import RawSample, Reject, SourceError, SourceInfo
 from medmo_data.render import HINT
@@ -111,6 +111,8 @@ def _grounding(imgs: ReleaseTree, name: str, split: str, first: dict[str, Any], 
         return Reject(sid, "missing_detection", f"{imgs.where(det)} does not exist")
     try:
         found = read_detection(imgs.read_bytes(det))
+    except FileRefused as exc:  # a FIFO, device or huge file where detection.json should be
+        return Reject(sid, exc.reason, str(exc))
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
         return Reject(sid, "malformed_detection", f"{imgs.where(det)}: {exc}")
     if not found:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import io
 import os
 import signal
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from medmo_data.recipes import medtrinity, roco
 
 from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.families import yolo
-from medmo_data.formats.archive import _copy_capped, open_zip
+from medmo_data.formats.archive import ReleaseTree, _copy_capped, open_zip
+from medmo_data.formats.safe_pickle import load_path
 from medmo_data.formats.tables import FileRefused, read_small
 from medmo_data.recipe import SourceError, get_recipe
 from tests.fixtures import make
@@ -95,3 +98,28 @@ def test_a_fifo_yolo_label_file_is_the_images_reject(tmp_path: Path) -> None:
     with pytest.raises(yolo.YoloError) as e:
         yolo.read_labels(tmp_path / "missing.txt", 100, 100)
     assert e.value.reason == "missing_labels"
+
+
+def test_other_whole_file_and_stream_readers_refuse_a_fifo(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    for name in ("imgs/detection.json", "train.pkl", "captions.txt", "images.tar.zst"):
+        os.mkfifo(tmp_path / name)
+    with pytest.raises(FileRefused, match="not a regular file"):
+        ReleaseTree(tmp_path, "imgs").read_bytes("detection.json")  # SLAKE: that sample's reject
+    with pytest.raises(SourceError, match="train.pkl: not a regular file"):
+        load_path(tmp_path / "train.pkl")
+    with pytest.raises(FileRefused, match="captions.txt: not a regular file"):
+        list(roco._tab_lines(tmp_path / "captions.txt"))
+    with pytest.raises(FileRefused, match="images.tar.zst: not a regular file"):
+        list(medtrinity._members(tmp_path / "images.tar.zst"))
+
+
+def test_medtrinity_reads_no_member_past_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with tarfile.open(tmp_path / "images.tar", "w") as tf:
+        for name, size in (("a.jpg", 10), ("b.jpg", 50), ("c.jpg", 5)):
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tf.addfile(info, io.BytesIO(b"x" * size))
+    monkeypatch.setattr(medtrinity, "MAX_MEMBER_BYTES", 20)
+    got = {name: len(data) for name, data in medtrinity._members(tmp_path / "images.tar")}
+    assert got == {"a.jpg": 10, "b.jpg": 21, "c.jpg": 5}  # 21: one over, the decoder's file_too_large

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from medmo_data.formats.tables import check_regular
+from medmo_data.formats.tables import check_regular, read_small
 from medmo_data.recipe import ImageSource, SourceError
 
 # No member is decompressed beyond this many bytes (the zip's declared sizes can lie): an image member over
@@ -121,7 +121,7 @@ class ReleaseTree:
 
     def read_bytes(self, rel: str) -> bytes:
         if not self.members:
-            return (self.dir / rel).read_bytes()
+            return read_small(self.dir / rel, MAX_MEMBER_BYTES)
         hit = self._locate(rel)
         if hit is None:
             raise FileNotFoundError(f"{self.where(rel)} is not in the zip")

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medmo_data.formats.tables import MAX_METADATA_BYTES, read_small
 from medmo_data.recipe import SourceError
 
 
@@ -146,11 +147,7 @@ def _typed(obj: Any, kind: type, at: str) -> Any:
 
 
 def load_path(path: Path) -> Any:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceError(f"{path}: missing") from exc
-    return loads(data, str(path))
+    return loads(read_small(Path(path), MAX_METADATA_BYTES), str(path))  # regular files only, capped
 
 
 def main(argv: list[str]) -> int:
