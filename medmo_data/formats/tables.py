@@ -48,7 +48,8 @@ def check_regular(path: Path) -> int:
 def read_small(path: Path, cap: int = MAX_RECORD_FILE_BYTES) -> bytes:
     """A whole file that is read at once (a report, an XML document, a list): refused before open() when it
     is not a regular file or is over `cap`, and read at the size the stat gave (+1 to see a file that grew
-    since, still capped)."""
+    since, still capped). The image decoder (`pixels.decode`) reads its files the same way under its own
+    reject reasons; the two steps do not import each other (tests/test_layout.py)."""
     size = check_regular(path)
     if size > cap:
         raise FileRefused("file_too_large", f"{path}: {size} bytes is over the {cap}-byte cap of a whole-file read")

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from medmo_data.recipe import ImageSource
 
 from .dicom import read_dicom
-from .limits import MAX_FILE_BYTES, MAX_PIXELS, MAX_SAMPLES, read_capped
+from .limits import MAX_FILE_BYTES, MAX_PIXELS, MAX_SAMPLES
 from .nifti import AXES, read_nifti_slice
 from .transform import (
     DecodeError,
@@ -131,7 +131,12 @@ def _read_bytes(src: ImageSource) -> bytes:
         return src.data
     size = check_file(src.path)  # type: ignore[arg-type]
     try:
-        data = read_capped(src.path, size, MAX_FILE_BYTES)  # type: ignore[arg-type]
+        with open(src.path, "rb") as f:  # type: ignore[arg-type]
+            # read(cap + 1) would allocate the whole cap for every file: read the stat's size (+1 to see
+            # growth), and only a file that grew after the stat reads on, still capped.
+            data = f.read(size + 1)
+            if len(data) > size:
+                data += f.read(MAX_FILE_BYTES + 1 - len(data))
     except FileNotFoundError as exc:
         raise DecodeError("missing_image", "file does not exist") from exc
     except OSError as exc:

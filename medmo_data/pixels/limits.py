@@ -9,14 +9,3 @@ MAX_PIXELS = 80_000_000  # one decoded 2-D image (rows x columns): ~9000 x 9000
 MAX_SAMPLES = 512 * 1024 * 1024  # values decoded at once: rows x columns x frames x samples per pixel
 MAX_FILE_BYTES = 1 << 30  # bytes read from one image file (1 GiB)
 MAX_VOLUME_BYTES = 8 << 30  # a NIfTI volume's declared shape x dtype (read one slice at a time)
-
-
-def read_capped(path: str, size: int, cap: int) -> bytes:
-    """A file's bytes, read at the `size` its stat gave (+1 to see growth: read(cap + 1) would allocate the
-    whole cap for every file); a file that grew since reads on to at most cap + 1 bytes, so the caller can
-    tell it went over. OSError as open() and read() raise it."""
-    with open(path, "rb") as f:
-        data = f.read(size + 1)
-        if len(data) > size:
-            data += f.read(cap + 1 - len(data))
-    return data
