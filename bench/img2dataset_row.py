@@ -69,7 +69,7 @@ def _count_i2d(out: Path) -> int:
 
 def run(work: Path, n: int = 8000, n_small: int = 100, repeats: int = 2) -> dict[str, Any]:
     """Each tool's CPU at `n_small` and `n` images, the least of `repeats` alternated runs per size. img2dataset's
-    start-up (16-17 CPU-s with its polling logger) varies by ~1 CPU-s between runs: over 2,000 images that
+    start-up (12-17 CPU-s with its polling logger) varies by ~1 CPU-s between runs: over 2,000 images that
     moved its per-image figure between 0.96 and 1.58 ms across runs, so `make bench` takes 8,000."""
     if not available():
         return {"skipped": "img2dataset is not installed (pip install 'medmo-data[bench]')"}

@@ -19,8 +19,8 @@ _PUNCT = re.compile(r"[^\w\s]")
 # direct BOX resize of the full image. 2 (issue 19): xxh3-128 of the pixels (same job: spotting identical
 # pixels, not resisting an attacker), dHash and thumbnail from one shared integer box reduction; 128 px
 # keep >= 8 reduced pixels per thumbnail pixel, so a half-size copy keeps its thumbnail
-# (tests/test_decontam.py). All three: 0.19 against 0.60 CPU ms per 512^2 JPEG (`make bench`). Version 1
-# stays readable so indices built before keep their decontamination.
+# (tests/test_decontam.py). All three: 0.16-0.23 against 0.54-0.60 CPU ms per 512^2 JPEG (`make bench`,
+# three runs of 2026-12-01). Version 1 stays readable so indices built before keep their decontamination.
 FINGERPRINT_VERSION = 2
 HASH_COLUMN = {1: "image_sha256", 2: "image_hash"}  # the index column of the exact hash, per version
 INDEX_VERSION_KEY = "medmo.fingerprint"  # index Parquet schema metadata: the version (absent: 1)
@@ -62,7 +62,7 @@ def _box_resize(grey: Image.Image, size: tuple[int, int], box: Box | None, two_p
     """BOX resize over `box`. `two_pass` (version 2): the horizontal pass, then the vertical one, as two
     single-axis resizes. One `resize` call lets Pillow choose the order, and Pillow 13 runs the vertical pass
     first on images about twice as tall as wide (up to 12 it never did): +-1 grey level per cell, now and
-    then a flipped dHash bit. Fixing the order keeps the values the same under every Pillow (~5 us more)."""
+    then a flipped dHash bit. Fixing the order keeps the values the same under every Pillow (~5 us more per resize)."""
     if not two_pass:
         return grey.resize(size, Image.Resampling.BOX, box=box)
     x0, y0, x1, y1 = box if box is not None else (0, 0, grey.width, grey.height)
@@ -122,7 +122,6 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     return float(np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8)).mean())
 
 
-# ASCII characters the _PUNCT rule turns into spaces, as a str.translate table (derived from the rule).
 # ASCII byte -> its normalised byte: punctuation (the _PUNCT rule) and whitespace to a space, upper to lower
 # case (derived from the rules, so it cannot drift from the general path).
 _ASCII_TABLE = bytes(32 if _PUNCT.match(chr(i)) or chr(i).isspace() else ord(chr(i).lower()) if i < 128 else i
