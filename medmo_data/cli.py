@@ -132,25 +132,6 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
     out.print(t)
 
 
-def _expected_records(folder: Path, root: Path, limit: int | None, split: str | None) -> int | None:
-    """The bar's total where it is cheap: `--limit`, or what the last build of this same input read (same
-    input fingerprint: a walk of names and sizes; records as the recipe yields them, so not with `--split`)."""
-    from medmo_data.build.distributor import input_fingerprint
-
-    if split is not None:
-        return None
-    prev = None
-    try:
-        man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if man["options"]["split"] is None and man["input"]["fingerprint"] == input_fingerprint(root):
-            prev = int(man["counts"]["read"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if limit is not None:
-        return min(limit, prev) if prev is not None else limit
-    return prev
-
-
 @app.command()
 def build(
     recipe: Annotated[str, typer.Option(help="Source name, see `medmo-data list`.")],
@@ -174,7 +155,7 @@ def build(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
 ) -> None:
     """Build one source into WebDataset shards plus a manifest. Re-running resumes."""
-    from medmo_data.build.distributor import BuildOptions
+    from medmo_data.build.distributor import BuildOptions, expected_records
     from medmo_data.build.distributor import build as run_build
     from medmo_data.build.normalize import NormalizeOptions
     from medmo_data.build.outcome import BuildFailed
@@ -197,7 +178,7 @@ def build(
         max_reject_rate=max_reject_rate,
     )
     try:
-        bar, step = progress_bar(f"building {recipe}", _expected_records(output / recipe, root, limit, split))
+        bar, step = progress_bar(f"building {recipe}", expected_records(output / recipe, root, limit, split))
         with bar:
             if engine == "ray":
                 from medmo_data.build.ray_engine import build_ray
@@ -267,7 +248,6 @@ def show(
     except ValueError as exc:
         fail(str(exc), 1)
     out.print(f"wrote {out_path} ({k} samples)")
-
 
 
 @app.command("mix")
@@ -340,6 +320,7 @@ def stats(
     except (StageManifestError, FileNotFoundError) as exc:
         fail(str(exc))
     out.print(f"wrote {files[0]} and {len(files) - 1} PNG plots")
+
 
 @app.command()
 def info(name: Annotated[str, typer.Argument(help="Source name, see `medmo-data list`.")],

@@ -3,6 +3,8 @@ a dataset cached by an earlier run (pytest reuses temporary paths, and the cache
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -16,3 +18,13 @@ def _private_hf_datasets_cache(tmp_path_factory):
     mp.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def vqa_rad(tmp_path_factory) -> Path:
+    """A VQA-RAD fixture built once per test module: OUT holding `vqa_rad/` (mix, stats, decontam tests)."""
+    from tests.helpers import build_fixture
+
+    tmp = tmp_path_factory.mktemp("vqa")
+    build_fixture("vqa_rad", tmp)
+    return tmp / "out"

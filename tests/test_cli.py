@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medmo_data import __version__, cli
+from medmo_data.build.distributor import expected_records
 from medmo_data.recipe import all_recipes
 from tests.fixtures import available, make
 
@@ -132,10 +133,10 @@ def test_build_progress_is_per_record_with_a_cheap_total(tmp_path):
     read = res.manifest["counts"]["read"]
     assert seen == list(range(1, read + 1))  # every record, not once per chunk
     # The bar's total: what the last build of this input read, or --limit; none with --split.
-    assert cli._expected_records(tmp_path / "out" / "medqa", raw, None, None) == read
-    assert cli._expected_records(tmp_path / "out" / "medqa", raw, 2, None) == 2
-    assert cli._expected_records(tmp_path / "out" / "medqa", raw, None, "train") is None
-    assert cli._expected_records(tmp_path / "nothing", raw, None, None) is None
+    assert expected_records(tmp_path / "out" / "medqa", raw, None, None) == read
+    assert expected_records(tmp_path / "out" / "medqa", raw, 2, None) == 2
+    assert expected_records(tmp_path / "out" / "medqa", raw, None, "train") is None
+    assert expected_records(tmp_path / "nothing", raw, None, None) is None
 
 
 def test_progress_bar_total_and_eta():

@@ -17,7 +17,7 @@ from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.stage import load_stage_manifest
 from medmo_data.mix.test_items import items_from_file
 from tests.fixtures._images import grey
-from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
+from tests.mix_index import index_row, spec_file, write_source
 
 # A MedQA-style stem (45 words) and edits of it.
 STEM = ("A 67-year-old man presents to the emergency department with sudden onset of crushing substernal chest "

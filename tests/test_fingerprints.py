@@ -24,7 +24,7 @@ from medmo_data.mix.fingerprint import (
 from medmo_data.mix.indices import index_version
 from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.spec import MixError
-from tests.test_mix import index_row, spec_file, write_source
+from tests.mix_index import index_row, spec_file, write_source
 
 
 def _no_copy(fn, px):

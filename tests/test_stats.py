@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from medmo_data.cli import app
 from medmo_data.mix.mixer import MixOptions, mix
 from medmo_data.mix.stats_report import collect
-from tests.test_mix import index_row, spec_file, vqa_rad, write_source  # noqa: F401 - vqa_rad is a fixture
+from tests.mix_index import index_row, spec_file, write_source
 
 
 def test_stats_report_renders(vqa_rad, tmp_path):  # noqa: F811

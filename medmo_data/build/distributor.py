@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import hashlib
+import json
 import os
 import time
 from collections import Counter
@@ -216,6 +217,23 @@ def input_fingerprint(root: Path) -> str:
                 size = -1
             h.update(f"{rel}/{fn}\0{size}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def expected_records(folder: Path, root: Path, limit: int | None, split: str | None) -> int | None:
+    """A progress bar's total where it is cheap: `limit`, or what the last build into `folder` read from this
+    same input (same `input_fingerprint`; records as the recipe yields them, so none with a split filter)."""
+    if split is not None:
+        return None
+    prev = None
+    try:
+        man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if man["options"]["split"] is None and man["input"]["fingerprint"] == input_fingerprint(root):
+            prev = int(man["counts"]["read"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if limit is not None:
+        return min(limit, prev) if prev is not None else limit
+    return prev
 
 
 def build(recipe: Recipe, root: Path, opts: BuildOptions,
