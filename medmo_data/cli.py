@@ -303,6 +303,11 @@ def mix_cmd(
                   + (f" ({by_src})" if by_src else ""))
     for m in f["missing_sources"]:
         console.print(f"[yellow]missing[/yellow] {m['name']}: {m['reason']} -> {m['build']}", highlight=False)
+    for b in f["decontam"]["benchmark_files"]:
+        if b.get("images_unreadable"):
+            console.print(f"[yellow]unreadable[/yellow] {b['images_unreadable']} of {b['images']} images of benchmark "
+                          f"{b['name']} ({b['path']}), e.g. {', '.join(b['unreadable_examples'])}: those items are "
+                          "matched by text only (image paths are relative to the benchmark file)", highlight=False)
 
 
 @app.command()

@@ -137,6 +137,9 @@ def test_traps_and_pmc_articles(tmp_path):
         ("x2", "trap", "MMLU-Med"), ("PMC1234567_00002.jpg", "decontam", "PMC-VQA")}
     assert man["filters"]["traps"] == {"MMLU-Med": 3, "PubMedQA": 1}
     assert [r["rule"] for r in rows if r["reason"] == "decontam"] == ["pmcid"]
+    # the CSV names a figure that lives in images_2.zip, not beside it: counted, and the PMC rule still holds
+    (entry,) = man["filters"]["decontam"]["benchmark_files"]
+    assert entry["unreadable_examples"] == ["PMC1234567_Fig2_41.jpg (missing_image)"]
 
 
 def test_benchmark_file_formats(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,18 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _image_print(path: Path, version: int) -> tuple[str, int, bytes] | None:
+def _image_print(path: Path, version: int) -> tuple[str, int, bytes] | str:
+    """The image's fingerprints, or why it could not be read (the decoder's reject reason)."""
     from medmo_data.pixels.decode import decode
+    from medmo_data.pixels.transform import DecodeError
     from medmo_data.recipe import ImageSource
 
     try:
         img = decode(ImageSource(path=str(path))).image()
-    except Exception:  # noqa: BLE001 - a missing or broken benchmark image just gives no image key
-        return None
+    except DecodeError as exc:
+        return exc.reason
+    except Exception as exc:  # noqa: BLE001 - counted and reported by the caller, never silently dropped
+        return type(exc).__name__
     return fingerprint(img, version=version)
 
 
@@ -87,12 +92,27 @@ def _precomputed(r: dict[str, Any], version: int, where: str) -> tuple[list[str]
     return ([str(r[key])] if key else []), ([int(r["image_dhash"])] if r.get("image_dhash") not in (None, "") else [])
 
 
+@dataclass
+class BenchmarkFile:
+    """One benchmark file's test items, and the images its rows name that could not be fingerprinted: those
+    items can only be matched by text, so a copy of their image in a training source would not be found."""
+
+    items: pl.DataFrame
+    images: int = 0  # rows that name an image file (not precomputed hashes)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (image as named, reason)
+
+
 def items_from_file(name: str, path: Path, version: int = FINGERPRINT_VERSION) -> pl.DataFrame:
     """Test items of one benchmark file (docs/mixing.md): question, optional id, image, hashes, PMCID;
     images are fingerprinted in `version`, the one of the indices they are compared with."""
+    return read_benchmark(name, path, version).items
+
+
+def read_benchmark(name: str, path: Path, version: int = FINGERPRINT_VERSION) -> BenchmarkFile:
+    """`items_from_file`, with the count of named images and the ones that could not be read."""
     bench = benchmark_name(name)
     own = BENCHMARKS.get(bench, {}).get("source")
-    rows = []
+    rows, images, unreadable = [], 0, []
     for i, r in enumerate(_rows(path)):
         if isinstance(r.get("data"), dict):  # openlifescienceai layout: {"id", "data": {"Question", ...}}
             r = {**r["data"], "id": r.get("id")}
@@ -108,10 +128,13 @@ def items_from_file(name: str, path: Path, version: int = FINGERPRINT_VERSION) -
             shas, dh = [], []
         pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
         if isinstance(img, str) and not shas:
+            images += 1
             fp = _image_print(path.parent / img, version)
-            if fp:
+            if isinstance(fp, str):
+                unreadable.append((img, fp))
+            else:
                 shas, dh, thumbs = [fp[0]], [fp[1]], [fp[2]]
         rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
                      "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
                      "pmcids": [p.upper() for p in pmc], "thumbs": thumbs})
-    return pl.DataFrame(rows, schema=ITEM_COLS)
+    return BenchmarkFile(pl.DataFrame(rows, schema=ITEM_COLS), images, unreadable)

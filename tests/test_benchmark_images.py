@@ -1,0 +1,90 @@
+"""`mix --benchmark` files whose images cannot be read: counted, named in the stage manifest and warned about
+on the command line. Before, an unreadable image silently left its item with text only, so a copy of that
+test image in a training source passed decontamination and nothing said so."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from medmo_data.cli import app
+from medmo_data.mix.fingerprint import image_prints, pixel_hash
+from medmo_data.mix.mixer import MixOptions, mix
+from medmo_data.mix.test_items import read_benchmark
+from tests.mix_index import index_row, spec_file, write_source
+
+
+def _image(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray((rng.random((64, 64)) * 255).astype(np.uint8))
+
+
+def _prints(img: Image.Image) -> dict:
+    dh, thumb = image_prints(img)
+    return {"sha": pixel_hash(np.asarray(img)), "dhash": dh, "image_thumb": [thumb]}
+
+
+def _benchmark(folder: Path, named: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "omni.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": "What is shown?", "image": name}) + "\n"
+                            for i, name in enumerate(named)))
+    return path
+
+
+def test_each_unreadable_image_is_counted_with_the_decoders_reason(tmp_path):
+    bench = tmp_path / "bench"
+    path = _benchmark(bench, ["ok.png", "gone.png", "broken.png", "fifo.png"])
+    _image(0).save(bench / "ok.png")
+    (bench / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    os.mkfifo(bench / "fifo.png")  # never opened: the decoder checks the file type first
+    got = read_benchmark("OmniMedVQA", path)
+    assert got.images == 4
+    assert got.unreadable == [("gone.png", "missing_image"), ("broken.png", "corrupt_image"),
+                              ("fifo.png", "not_a_regular_file")]
+    assert got.items["shas"].to_list() == [[pixel_hash(np.asarray(_image(0)))], [], [], []]
+
+
+def test_images_in_another_folder_are_counted_and_named_not_silently_dropped(tmp_path):
+    """Every image named relative to a folder they are not in (the usual mistake): the mix still runs (its
+    text and PMC rules hold), and the manifest and the CLI say which images went unread and why."""
+    bench = tmp_path / "bench"
+    path = _benchmark(bench, ["images/a.png", "images/b.png"])
+    _image(0).save(bench / "a.png")  # beside the file, not under images/
+    _image(1).save(bench / "b.png")
+    data = tmp_path / "data"
+    write_source(data, "pubmed_vision", [index_row("copy", **_prints(_image(0)))])
+    spec = spec_file(tmp_path, ["pubmed_vision"])
+    man, _ = mix(spec, MixOptions(data=data, out=tmp_path / "m.json", benchmarks={"OmniMedVQA": path}))
+    (entry,) = man["filters"]["decontam"]["benchmark_files"]
+    assert (entry["images"], entry["images_unreadable"]) == (2, 2)
+    assert entry["unreadable_examples"] == ["images/a.png (missing_image)", "images/b.png (missing_image)"]
+    assert man["filters"]["rows_excluded"] == 0  # the copy is not found: what the warning is for
+    r = CliRunner().invoke(app, ["mix", "--spec", str(spec), "--data", str(data), "--out", str(tmp_path / "c.json"),
+                                 "--benchmark", f"OmniMedVQA={path}"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "unreadable 2 of 2 images of benchmark OmniMedVQA" in said and "images/a.png (missing_image)" in said
+
+
+def test_a_few_broken_images_are_reported_and_the_rest_still_decontaminate(tmp_path):
+    bench = tmp_path / "bench"
+    path = _benchmark(bench, ["a.png", "b.png", "broken.png"])
+    _image(0).save(bench / "a.png")
+    _image(1).save(bench / "b.png")
+    (bench / "broken.png").write_bytes(b"")
+    data = tmp_path / "data"
+    write_source(data, "pubmed_vision", [index_row("copy_of_b", **_prints(_image(1))),
+                                         index_row("unrelated", **_prints(_image(2)))])
+    spec = spec_file(tmp_path, ["pubmed_vision"])
+    man, out = mix(spec, MixOptions(data=data, out=tmp_path / "m.json", benchmarks={"OmniMedVQA": path}))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["rule"], r["item_id"]) for r in rows] == [("copy_of_b", "image_exact", "q1")]
+    (entry,) = man["filters"]["decontam"]["benchmark_files"]
+    assert (entry["items"], entry["images"], entry["images_unreadable"]) == (3, 3, 1)
+    assert entry["unreadable_examples"] == ["broken.png (empty_file)"]
