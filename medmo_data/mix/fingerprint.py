@@ -20,8 +20,8 @@ _PUNCT = re.compile(r"[^\w\s]")
 # direct BOX resize of the full image. 2 (issue 19): xxh3-128 of the pixels (same job: spotting identical
 # pixels, not resisting an attacker), dHash and thumbnail from one shared integer box reduction; 128 px
 # keep >= 8 reduced pixels per thumbnail pixel, so a half-size copy keeps its thumbnail
-# (tests/test_decontam.py). All three: 0.16-0.23 against 0.54-0.60 CPU ms per 512^2 JPEG (`make bench`,
-# three runs of 2026-12-01). Version 1 stays readable so indices built before keep their decontamination.
+# (tests/test_decontam.py). All three: 0.14-0.23 against 0.57-0.80 CPU ms per 512^2 JPEG (`make bench`,
+# four runs of 2026-12-01 02:06-02:47). Version 1 stays readable so indices built before keep their decontamination.
 FINGERPRINT_VERSION = 2
 HASH_COLUMN = {1: "image_sha256", 2: "image_hash"}  # the index column of the exact hash, per version
 INDEX_VERSION_KEY = "medmo.fingerprint"  # index Parquet schema metadata: the version (absent: 1)
