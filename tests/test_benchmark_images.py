@@ -1,6 +1,7 @@
 """`mix --benchmark` files whose images cannot be read: counted, named in the stage manifest and warned about
-on the command line. Before, an unreadable image silently left its item with text only, so a copy of that
-test image in a training source passed decontamination and nothing said so."""
+on the command line; files with nothing to match stop the mix. Before, an unreadable image silently left
+its item with text only, and a file whose columns were not recognised gave empty items: decontamination
+against them did nothing, and nothing said so."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from medmo_data.cli import app
 from medmo_data.mix.fingerprint import image_prints, pixel_hash
 from medmo_data.mix.mixer import MixOptions, mix
+from medmo_data.mix.spec import MixError
 from medmo_data.mix.test_items import read_benchmark
 from tests.mix_index import index_row, spec_file, write_source
 
@@ -88,3 +91,24 @@ def test_a_few_broken_images_are_reported_and_the_rest_still_decontaminate(tmp_p
     (entry,) = man["filters"]["decontam"]["benchmark_files"]
     assert (entry["items"], entry["images"], entry["images_unreadable"]) == (3, 3, 1)
     assert entry["unreadable_examples"] == ["broken.png (empty_file)"]
+
+
+@pytest.mark.parametrize(("name", "text", "said"), [
+    # MMLU's test CSVs ship without a header row: the first question becomes the column names
+    ("anatomy_test.csv", "What is the largest organ?,Skin,Liver,Heart,Lung,A\nWhich bone?,a,b,c,d,B\n",
+     "no row has a question, an image or an image hash; its columns are 'What is the largest organ?'"),
+    ("empty.jsonl", "\n", "the file has no rows"),
+    ("strings.json", json.dumps(["What is shown?"]), "row 0 is a str, not an object"),
+])
+def test_a_file_with_nothing_to_match_stops_the_mix_naming_it(tmp_path, name, text, said):
+    """Before, such a file gave items with empty prompts (or a traceback): decontamination against that
+    benchmark silently did nothing."""
+    path = tmp_path / name
+    path.write_text(text)
+    data = tmp_path / "data"
+    write_source(data, "medreason", [index_row("r1", task="reasoning", prompt="What is the largest organ?")])
+    with pytest.raises(MixError) as err:
+        mix(spec_file(tmp_path, ["medreason"]), MixOptions(data=data, out=tmp_path / "m.json",
+                                                           benchmarks={"MMLU-Med": path}))
+    assert str(err.value).startswith(f"{path}: cannot read benchmark MMLU-Med: {said}")
+    assert not (tmp_path / "m.json").exists()

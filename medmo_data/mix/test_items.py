@@ -113,7 +113,11 @@ def read_benchmark(name: str, path: Path, version: int = FINGERPRINT_VERSION) ->
     bench = benchmark_name(name)
     own = BENCHMARKS.get(bench, {}).get("source")
     rows, images, unreadable = [], 0, []
+    first = None
     for i, r in enumerate(_rows(path)):
+        if not isinstance(r, dict):
+            raise ValueError(f"row {i} is a {type(r).__name__}, not an object with a question or image")
+        first = r if first is None else first
         if isinstance(r.get("data"), dict):  # openlifescienceai layout: {"id", "data": {"Question", ...}}
             r = {**r["data"], "id": r.get("id")}
         q = _first(r, Q_KEYS)
@@ -137,4 +141,16 @@ def read_benchmark(name: str, path: Path, version: int = FINGERPRINT_VERSION) ->
         rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
                      "prompt_sha1": text_sha1(q) if q else "", "shas": shas, "dhashes": dh,
                      "pmcids": [p.upper() for p in pmc], "thumbs": thumbs})
+    if not any(r["prompt"] or r["shas"] or r["dhashes"] or r["pmcids"] for r in rows) and not images:
+        raise ValueError(_nothing_to_match(path, first))
     return BenchmarkFile(pl.DataFrame(rows, schema=ITEM_COLS), images, unreadable)
+
+
+def _nothing_to_match(path: Path, first: dict[str, Any] | None) -> str:
+    """Why a file gave no item anything to match on: no rows, or none of the columns `mix` reads (e.g. a CSV
+    without a header row, as MMLU's test CSVs ship: its first question became the column names)."""
+    if first is None:
+        return "the file has no rows"
+    seen = ", ".join(repr(k)[:40] for k in list(first)[:8])
+    return (f"no row has a question, an image or an image hash; its columns are {seen}; questions are read from "
+            f"{', '.join(Q_KEYS)} (docs/mixing.md, Benchmark files)")
