@@ -112,3 +112,62 @@ def test_a_file_with_nothing_to_match_stops_the_mix_naming_it(tmp_path, name, te
                                                            benchmarks={"MMLU-Med": path}))
     assert str(err.value).startswith(f"{path}: cannot read benchmark MMLU-Med: {said}")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_hub_parquets_image_feature_is_fingerprinted(tmp_path):
+    """`load_dataset(...).to_parquet()` and the hub's own parquet files store an `Image` column as a struct
+    {bytes, path}: before, such a benchmark's images were never fingerprinted (the cell is no path)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def png(img: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    cells = [{"bytes": png(_image(0)), "path": "synpic1.jpg"}, {"bytes": None, "path": None}]
+    path = tmp_path / "test-00000-of-00001.parquet"
+    pq.write_table(pa.table({"image": pa.array(cells, struct), "question": ["Is there a mass?", "Which lobe?"],
+                             "answer": ["yes", "left"]}), path)
+    got = read_benchmark("VQA-RAD", path)
+    assert got.images == 1 and got.unreadable == []
+    assert got.items["shas"].to_list() == [[pixel_hash(np.asarray(_image(0)))], []]
+    data = tmp_path / "data"
+    write_source(data, "pubmed_vision", [index_row("copy", **_prints(_image(0)))])
+    man, out = mix(spec_file(tmp_path, ["pubmed_vision"]),
+                   MixOptions(data=data, out=tmp_path / "m.json", benchmarks={"VQA-RAD": path}))
+    rows = [json.loads(line) for line in out.with_name("m.excluded.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["rule"]) for r in rows] == [("copy", "image_exact")]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_a_fifo_named_as_a_benchmark_file_is_refused_without_blocking(tmp_path, suffix):
+    import signal
+
+    path = tmp_path / f"bench{suffix}"
+    os.mkfifo(path)
+    data = tmp_path / "data"
+    write_source(data, "medreason", [index_row("r1", task="reasoning")])
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("mix opened the FIFO and blocked"))
+    signal.alarm(60)
+    try:
+        with pytest.raises(MixError) as err:
+            mix(spec_file(tmp_path, ["medreason"]), MixOptions(data=data, out=tmp_path / "m.json",
+                                                               benchmarks={"MedQA": path}))
+    finally:
+        signal.alarm(0)
+    assert str(err.value) == f"{path}: cannot read benchmark MedQA: not a regular file"
+
+
+def test_a_benchmark_file_that_is_not_utf8_stops_the_mix(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    path.write_bytes(json.dumps({"question": "caf\u00e9?"}).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
+    data = tmp_path / "data"
+    write_source(data, "medreason", [index_row("r1", task="reasoning")])
+    with pytest.raises(MixError) as err:
+        mix(spec_file(tmp_path, ["medreason"]), MixOptions(data=data, out=tmp_path / "m.json",
+                                                           benchmarks={"MedQA": path}))
+    assert str(err.value).startswith(f"{path}: cannot read benchmark MedQA: 'utf-8' codec can't decode byte 0xe9")

@@ -4,12 +4,15 @@ benchmark files (docs/mixing.md "Benchmark files"), with their image fingerprint
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from medmo_data.formats.tables import MAX_METADATA_BYTES, FileRefused, check_regular, read_small
 
 from .decontam import BENCHMARKS, BY_SOURCE, PMC_BENCHMARKS, PMCID, benchmark_name
 from .fingerprint import FINGERPRINT_VERSION, HASH_COLUMN, fingerprint, text_sha1
@@ -32,20 +35,31 @@ def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
     ).cast(ITEM_COLS)
 
 
+def _text(path: Path) -> str:
+    try:  # regular files only, capped: a FIFO named as a benchmark file would block `mix` forever
+        data = read_small(path, MAX_METADATA_BYTES)
+    except FileRefused as exc:
+        raise ValueError(exc.reason.replace("_", " ")) from exc
+    return data.decode("utf-8").removeprefix("\ufeff")  # a bad byte: UnicodeDecodeError, a ValueError
+
+
 def _rows(path: Path) -> list[dict[str, Any]]:
     suf = path.suffix.lower()
     if suf == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [json.loads(line) for line in _text(path).splitlines() if line.strip()]
     if suf == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_text(path))
         data = data.get("data", data) if isinstance(data, dict) else data
         if isinstance(data, dict):  # e.g. PubMedQA ori_pqal.json: {PMID: {...}}, the key is the id
             return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "question": v} for k, v in data.items()]
         return list(data)
     if suf in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))
+        return list(csv.DictReader(io.StringIO(_text(path), newline=""), delimiter="\t" if suf == ".tsv" else ","))
     if suf == ".parquet":
+        try:
+            check_regular(path)
+        except FileRefused as exc:
+            raise ValueError(exc.reason.replace("_", " ")) from exc
         return pl.read_parquet(path).to_dicts()
     raise ValueError(f"{path}: benchmark files are .jsonl, .json, .csv, .tsv or .parquet")
 
@@ -62,14 +76,15 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _image_print(path: Path, version: int) -> tuple[str, int, bytes] | str:
-    """The image's fingerprints, or why it could not be read (the decoder's reject reason)."""
+def _image_print(src: Path | bytes, version: int) -> tuple[str, int, bytes] | str:
+    """The image's fingerprints (a file, or the bytes of a hub parquet's image struct), or why it could not be
+    read (the decoder's reject reason)."""
     from medmo_data.pixels.decode import decode
     from medmo_data.pixels.transform import DecodeError
     from medmo_data.recipe import ImageSource
 
     try:
-        img = decode(ImageSource(path=str(path))).image()
+        img = decode(ImageSource(data=src) if isinstance(src, bytes) else ImageSource(path=str(src))).image()
     except DecodeError as exc:
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - counted and reported by the caller, never silently dropped
@@ -124,18 +139,23 @@ def read_benchmark(name: str, path: Path, version: int = FINGERPRINT_VERSION) ->
         q = q if isinstance(q, str) else ("" if q is None else str(q))
         rid = str(_first(r, ID_KEYS) if _first(r, ID_KEYS) is not None else i)
         img, thumbs = _first(r, IMG_KEYS), []
+        if isinstance(img, dict):  # a hub parquet's image feature: {"bytes": ..., "path": ...}
+            named = img.get("path") if isinstance(img.get("path"), str) else None
+            img = img.get("bytes") if isinstance(img.get("bytes"), bytes) and img.get("bytes") else named
+        else:
+            named = img if isinstance(img, str) else None
         try:
             shas, dh = _precomputed(r, version, f"{path} row {i}")
         except ValueError:
-            if not isinstance(img, str):  # no image to fingerprint instead
+            if not isinstance(img, (str, bytes)):  # no image to fingerprint instead
                 raise
             shas, dh = [], []
-        pmc = PMCID.findall(" ".join(str(x) for x in (rid, img, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
-        if isinstance(img, str) and not shas:
+        pmc = PMCID.findall(" ".join(str(x) for x in (rid, named, r.get("pmcid")) if x)) if bench in PMC_BENCHMARKS else []
+        if isinstance(img, (str, bytes)) and img and not shas:
             images += 1
-            fp = _image_print(path.parent / img, version)
+            fp = _image_print(img if isinstance(img, bytes) else path.parent / img, version)
             if isinstance(fp, str):
-                unreadable.append((img, fp))
+                unreadable.append((f"row {i} image bytes" if isinstance(img, bytes) else img, fp))
             else:
                 shas, dh, thumbs = [fp[0]], [fp[1]], [fp[2]]
         rows.append({"benchmark": bench, "own": own, "item_id": rid, "prompt": q,
