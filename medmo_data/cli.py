@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -116,20 +115,9 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
 
         out.print_json(json.dumps([info_json(i) for i in rows]))
         return
-    # The name is what users type: never cut (no wrap, its full width). Below 120 columns (an 80-column
-    # terminal, a pipe) modality, licence and status make way; `--json` or a wider terminal has them.
-    wide = out.width >= 120
-    cols = ("stages", "tasks", "modality", "access", "licence", "status") if wide else ("stages", "tasks", "access")
-    t = Table(title=f"{len(rows)} sources" + ("" if wide else " (licences: a wider terminal or --json)"),
-              box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("name", no_wrap=True, min_width=max(len(i.name) for i in rows))
-    for col in cols:
-        t.add_column(col, no_wrap=col != "tasks")
-    for i in rows:
-        vals = {"stages": ",".join(map(str, i.stages)), "tasks": ", ".join(i.tasks), "modality": i.modality,
-                "access": i.access, "licence": i.license, "status": i.status}
-        t.add_row(i.name, *(vals[c] for c in cols))
-    out.print(t)
+    from medmo_data.publish.source_info import sources_table
+
+    out.print(sources_table(rows, wide=out.width >= 120))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`medmo-data info NAME` and docs/sources.md: what a user needs to build one source, read from the
+"""`medmo-data info NAME`, the `medmo-data list` table and docs/sources.md: what a user needs to build one source, read from the
 recipe itself (its `INFO`, its module docstring, the options its code reads, its `HUB_PATTERNS`).
 
 Nothing here is written by hand per source, so the page cannot drift from the code:
@@ -10,9 +10,12 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medmo_data.recipe import Recipe, all_recipes
+from medmo_data.recipe import Recipe, SourceInfo, all_recipes
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _TICKED = re.compile(r"`([^`\n]+)`")
 _FILE_EXT = re.compile(r"\.(csv|tsv|json|jsonl|zip|tar|gz|tgz|png|jpe?g|dcm|nii|parquet|txt|xml|tiff?|npz|npy|"
@@ -127,3 +130,23 @@ def sources_page() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(sources_page())
+
+
+def sources_table(rows: list[SourceInfo], wide: bool) -> Table:
+    """`medmo-data list` as a rich Table of recipe infos. The name is what users type: never cut (no wrap,
+    its full width). Not `wide` (an 80-column terminal, a pipe): modality, licence and status make way;
+    `--json` or a wider terminal has them."""
+    from rich import box
+    from rich.table import Table
+
+    cols = ("stages", "tasks", "modality", "access", "licence", "status") if wide else ("stages", "tasks", "access")
+    t = Table(title=f"{len(rows)} sources" + ("" if wide else " (licences: a wider terminal or --json)"),
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("name", no_wrap=True, min_width=max(len(i.name) for i in rows))
+    for col in cols:
+        t.add_column(col, no_wrap=col != "tasks")
+    for i in rows:
+        vals = {"stages": ",".join(map(str, i.stages)), "tasks": ", ".join(i.tasks), "modality": i.modality,
+                "access": i.access, "licence": i.license, "status": i.status}
+        t.add_row(i.name, *(vals[c] for c in cols))
+    return t
