@@ -171,3 +171,12 @@ def test_a_benchmark_file_that_is_not_utf8_stops_the_mix(tmp_path):
         mix(spec_file(tmp_path, ["medreason"]), MixOptions(data=data, out=tmp_path / "m.json",
                                                            benchmarks={"MedQA": path}))
     assert str(err.value).startswith(f"{path}: cannot read benchmark MedQA: 'utf-8' codec can't decode byte 0xe9")
+
+
+def test_jsonl_lines_split_on_newlines_only(tmp_path):
+    """A question holding a raw U+2028 (valid inside a JSON string) stays one row; `splitlines()` cut it."""
+    path = tmp_path / "bench.jsonl"
+    path.write_text(json.dumps({"id": "a", "question": "first\u2028second?"}, ensure_ascii=False) + "\r\n"
+                    + json.dumps({"id": "b", "question": "third?"}) + "\n", encoding="utf-8")
+    got = read_benchmark("MedQA", path)
+    assert got.items["prompt"].to_list() == ["first\u2028second?", "third?"]

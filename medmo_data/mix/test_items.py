@@ -46,7 +46,8 @@ def _text(path: Path) -> str:
 def _rows(path: Path) -> list[dict[str, Any]]:
     suf = path.suffix.lower()
     if suf == ".jsonl":
-        return [json.loads(line) for line in _text(path).splitlines() if line.strip()]
+        # split on newlines only: JSON strings may hold a raw U+2028, which splitlines() would cut at
+        return [json.loads(line) for line in _text(path).split("\n") if line.strip()]
     if suf == ".json":
         data = json.loads(_text(path))
         data = data.get("data", data) if isinstance(data, dict) else data
@@ -61,7 +62,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
         except FileRefused as exc:
             raise ValueError(exc.reason.replace("_", " ")) from exc
         return pl.read_parquet(path).to_dicts()
-    raise ValueError(f"{path}: benchmark files are .jsonl, .json, .csv, .tsv or .parquet")
+    raise ValueError(f"benchmark files are .jsonl, .json, .csv, .tsv or .parquet, not {suf or 'no suffix'}")
 
 
 Q_KEYS = ("question", "Question", "QUESTION", "problem", "input", "prompt", "text", "query", "sent1")
