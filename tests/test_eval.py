@@ -354,3 +354,16 @@ def test_embedding_score_and_rate_model_check(tiny_model, tmp_path, capsys, monk
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "RaTEScore" else object())
     assert main(["--model", "m", "--data", str(tmp_path), "--rate-model", str(tmp_path)]) == 2
     assert "RaTEScore" in capsys.readouterr().err
+
+
+def test_resumed_predictions_keep_generations_with_unicode_line_separators(tmp_path):
+    """A generation holding U+2028 or U+0085 is written raw (ensure_ascii=False) and is one line: reading it
+    back keeps it, where splitlines() cut it in two and dropped it as a torn line."""
+    from medmo_train.eval.report import load_predictions
+
+    path = tmp_path / "medqa.jsonl"
+    rows = [{"id": "a", "prediction": "first\u2028second\x85third"}, {"id": "b", "prediction": "B"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert load_predictions(path) == {"a": rows[0], "b": rows[1]}
+    assert path.read_text(encoding="utf-8").count("\n") == 2  # not rewritten: nothing was torn
+

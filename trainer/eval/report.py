@@ -20,7 +20,10 @@ def load_predictions(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return done
     torn = False
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # split on newlines only: a generation may hold a raw U+2028 or U+0085, which splitlines() would cut at
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
             done[row["id"]] = row
