@@ -50,9 +50,10 @@ def _grey(img: Image.Image) -> Image.Image:
 
 # Version 2 works on Pillow's core image (`Image.im`): the same C reduce and resizes as `Image.reduce` /
 # `Image.resize`, without their Python wrappers (a `load()`, checks and a new `Image` per call) and with
-# `bytes(core)` (the sequence `get_flattened_data` reads) for `tobytes`' encoder set-up: ~40 us less per
-# 512^2 image (~175 -> ~135 us), the same bytes (tests/test_decontam.py pins the values).
+# `bytes(core)` (the sequence `get_flattened_data` reads) for `tobytes`' encoder set-up: 174-195 -> 127 us
+# per 512^2 image (docs/scale.md), the same values (tests/test_fingerprints.py pins them).
 Core = Any  # PIL's ImagingCore: no public type
+_BOX = Image.Resampling.BOX
 
 
 def _reduced(grey: Image.Image) -> tuple[Core, Box]:
@@ -77,9 +78,6 @@ def _box_resize(core: Core, size: tuple[int, int], box: Box) -> bytes:
     w, h = size
     rows = core.size[1]
     return bytes(core.resize((w, rows), _BOX, (x0, 0, x1, rows)).resize((w, h), _BOX, (0, y0, w, y1)))
-
-
-_BOX = Image.Resampling.BOX
 
 
 def _dhash_bits(grid: bytes) -> int:
