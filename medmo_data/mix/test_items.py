@@ -36,11 +36,17 @@ def items_from_index(df: pl.DataFrame, source: str) -> pl.DataFrame:
 
 
 def _text(path: Path) -> str:
-    try:  # regular files only, capped: a FIFO named as a benchmark file would block `mix` forever
-        data = read_small(path, MAX_METADATA_BYTES)
+    data = _refused_as_value_error(read_small, path, MAX_METADATA_BYTES)
+    return data.decode("utf-8").removeprefix("\ufeff")  # a bad byte: UnicodeDecodeError, a ValueError
+
+
+def _refused_as_value_error(read: Any, *args: Any) -> Any:
+    """Regular files only (a FIFO named as a benchmark file would block `mix` forever), and capped; a refusal
+    is the ValueError `mix` reports with the file's name, so its reason only."""
+    try:
+        return read(*args)
     except FileRefused as exc:
         raise ValueError(exc.reason.replace("_", " ")) from exc
-    return data.decode("utf-8").removeprefix("\ufeff")  # a bad byte: UnicodeDecodeError, a ValueError
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -57,10 +63,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     if suf in (".csv", ".tsv"):
         return list(csv.DictReader(io.StringIO(_text(path), newline=""), delimiter="\t" if suf == ".tsv" else ","))
     if suf == ".parquet":
-        try:
-            check_regular(path)
-        except FileRefused as exc:
-            raise ValueError(exc.reason.replace("_", " ")) from exc
+        _refused_as_value_error(check_regular, path)
         return pl.read_parquet(path).to_dicts()
     raise ValueError(f"benchmark files are .jsonl, .json, .csv, .tsv or .parquet, not {suf or 'no suffix'}")
 
