@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
-from .recipe import SourceError, all_recipes, get_recipe
+from .recipe import Recipe, SourceError, all_recipes, get_recipe
 
 PROG = "medmo-data"
 app = typer.Typer(name=PROG, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -71,9 +71,9 @@ def progress_bar(description: str, total: int | None) -> tuple[Progress, Callabl
     return bar, update
 
 
-def resolve_input(value: str, recipe_name: str) -> Path:
+def resolve_input(value: str, recipe: Recipe, options: dict[str, str]) -> Path:
     """A local folder, or a Hugging Face dataset id downloaded once into the hub cache (the only time
-    anything is fetched: when the user names a hub id)."""
+    anything is fetched: when the user names a hub id), only the files the recipe reads with `options`."""
     p = Path(value)
     if p.exists():
         return p
@@ -85,8 +85,10 @@ def resolve_input(value: str, recipe_name: str) -> Path:
             from huggingface_hub import snapshot_download
         except ImportError:  # pragma: no cover - huggingface_hub comes with datasets
             fail(f"{value}: not a folder, and huggingface_hub is not installed to fetch it")
-        recipe = get_recipe(recipe_name)
-        patterns = getattr(recipe.module, "HUB_PATTERNS", None)
+        try:
+            patterns = recipe.hub_patterns(options)
+        except SourceError as exc:  # a bad --option: said before anything is downloaded
+            fail(str(exc))
         try:
             return Path(snapshot_download(value, repo_type="dataset", allow_patterns=patterns))
         except Exception as exc:  # noqa: BLE001 - network and auth errors all mean "cannot get it"
@@ -156,13 +158,14 @@ def build(
         rec = get_recipe(recipe)
     except SourceError as exc:
         fail(str(exc))
-    root = resolve_input(input, recipe)
+    recipe_options = _parse_options(option)
+    root = resolve_input(input, rec, recipe_options)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/", str(output)) and engine == "local":  # Path collapses "//"
         fail(f"--output {output}: URL outputs need --engine ray (the local engine writes to a folder)")
     opts = BuildOptions(
         output=output, workers=workers, limit=limit, split=split, shard_samples=shard_samples,
         normalize=NormalizeOptions(max_side=max_side or None, png_level=png_level, drop_burned_in=drop_burned_in),
-        recipe_options=_parse_options(option), redact_paths=redact_paths, allow_empty=allow_empty,
+        recipe_options=recipe_options, redact_paths=redact_paths, allow_empty=allow_empty,
         max_reject_rate=max_reject_rate,
     )
     try:

@@ -98,6 +98,12 @@ class Recipe:
         fn = getattr(self.module, "info_for", None)
         return fn(options) if fn is not None else self.info
 
+    def hub_patterns(self, options: dict[str, Any]) -> list[str] | None:
+        """The hub files a build with `options` reads: the module's optional `hub_patterns(options)` (a recipe
+        whose options choose files, e.g. one release of two), else its `HUB_PATTERNS`; None: every file."""
+        fn = getattr(self.module, "hub_patterns", None)
+        return fn(options) if fn is not None else getattr(self.module, "HUB_PATTERNS", None)
+
 
 def _load(mod: ModuleType) -> Recipe | None:
     info = getattr(mod, "INFO", None)

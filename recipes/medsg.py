@@ -38,6 +38,11 @@ from medmo_data.render import HINT
 from medmo_data.schema import image, objects, text, turn
 
 HUB_PATTERNS = ["*MedSG-Train/*", "*MedSG-Bench/Task*", "*.md"]  # fnmatch: "*" also crosses "/"
+
+
+def hub_patterns(options: dict[str, str]) -> list[str]:
+    """HUB_PATTERNS, without MedSG-Bench when `--option bench=skip` leaves it unread."""
+    return [p for p in HUB_PATTERNS if options.get("bench", "test") != "skip" or "Bench" not in p]
 INFO = SourceInfo(
     name="medsg", title="MedSG-188K / MedSG-Bench", stages=(2, 4), tasks=("grounding",), modality="mixed",
     access="open", license="CC-BY-4.0", homepage="https://huggingface.co/MedSG-Bench",

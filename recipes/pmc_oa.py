@@ -47,10 +47,20 @@ def _excluded(options: dict[str, str]) -> set[str]:
             if not isinstance(item, Reject)} - {""}
 
 
-def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+def _config(options: dict[str, str]) -> str:
     config = options.get("config", "pmc_oa")
     if config not in ("pmc_oa", "pmc_oa_beta"):
         raise SourceError(f"--option config={config!r}: expected pmc_oa or pmc_oa_beta")
+    return config
+
+
+def hub_patterns(options: dict[str, str]) -> list[str]:
+    """From the hub: the one caption file `--option config` reads, the images and the card."""
+    return [f"{_config(options)}.jsonl", "images.zip", "*.md"]
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    config = _config(options)
     if (root / f"{config}.jsonl").exists():
         files = [("train", root / f"{config}.jsonl")]
     else:

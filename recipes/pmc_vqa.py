@@ -10,9 +10,8 @@ Get it from Hugging Face `xmcmic/PMC-VQA` (mirror `RadGenome/PMC-VQA`). Licence 
   Answer, Choice A..D, Answer_label`, `Anwser` spelling accepted), images `images/<Figure_path>`: unpacked,
   or in place from `images.zip` (18.9 GB; members under `images/`, else `figures/`, else at the top: the
   member prefix is not documented).
-From the hub id, `HUB_PATTERNS` fetch those CSVs, both zips and the card, not `oa_comm_use_file_list.csv`:
-about 21 GB, since the default reads both releases (patterns do not follow `--option`; for v2 alone, fetch
-`train_2.csv`, `test_2.csv` and `images_2.zip` yourself and pass the folder).
+From the hub id, `hub_patterns` fetch the CSVs and zip of the releases read and the card, never
+`oa_comm_use_file_list.csv`: about 21 GB for both (the default), ~2.2 GB with `--option release=v2`.
 Choices carry a letter prefix and stray spaces (`"  B: Left Anterior Descending "`): the prefix is removed.
 The letter is resolved to its text; the sample is `medmo_data.families.text_qa` MCQ (`target` has choices, letter,
 text) with the figure before the question. `--option explain=caption` adds the v2 `Caption` as the
@@ -42,8 +41,9 @@ INFO = SourceInfo(
              "arXiv 2305.10415",
     image_format="jpg",
 )
-HUB_PATTERNS = ["train_2.csv", "test_2.csv", "images_2.zip", "train.csv", "test.csv", "test_clean.csv", "images.zip",
-                "README.md"]
+HUB_FILES = {"v2": ["train_2.csv", "test_2.csv", "images_2.zip"],
+             "v1": ["train.csv", "test.csv", "test_clean.csv", "images.zip"]}
+HUB_PATTERNS = HUB_FILES["v2"] + HUB_FILES["v1"] + ["README.md"]  # both releases: the default
 RELEASES = {"v2": ("figures", (("train", "train_2.csv"), ("test", "test_2.csv"))),
             "v1": ("images", (("train", "train.csv"), ("test", "test.csv")))}
 # release -> (zip the hub ships, member prefixes to try in order)
@@ -89,11 +89,20 @@ def _test_figures(files: list[tuple[str, str, Path, ReleaseTree]]) -> set[str]:
     return figs
 
 
-def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+def _releases(options: dict[str, str]) -> list[str]:
     release = options.get("release", "both")
     if release not in ("v1", "v2", "both"):
         raise SourceError(f"--option release={release!r}: expected v1, v2 or both")
-    files = _files(root, ["v2", "v1"] if release == "both" else [release])
+    return ["v2", "v1"] if release == "both" else [release]
+
+
+def hub_patterns(options: dict[str, str]) -> list[str]:
+    """The hub files of the releases `--option release` reads, and the card."""
+    return [f for rel in _releases(options) for f in HUB_FILES[rel]] + ["README.md"]
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    files = _files(root, _releases(options))
     if not files:
         raise SourceError(f"{root}: no PMC-VQA CSV (train_2.csv, test_2.csv, train.csv, test.csv) found")
     explain = options.get("explain") == "caption"

@@ -48,11 +48,20 @@ MODALITY = {
 }
 
 
-def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+def _chosen(options: dict[str, str]) -> list[str]:
     subset = options.get("subset", "both")
     if subset not in (*SUBSETS, "both"):
         raise SourceError(f"--option subset={subset!r}: expected alignment, instruction or both")
-    chosen = [k for k in SUBSETS if subset in (k, "both")]
+    return [k for k in SUBSETS if subset in (k, "both")]
+
+
+def hub_patterns(options: dict[str, str]) -> list[str]:
+    """From the hub: the JSON file(s) `--option subset` reads and the twenty image zips."""
+    return [SUBSETS[k][0] for k in _chosen(options)] + ["images_*.zip"]
+
+
+def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    chosen = _chosen(options)
     present = [k for k in chosen if (root / SUBSETS[k][0]).exists()]
     if not present:
         raise SourceError(f"{root}: none of {[SUBSETS[k][0] for k in chosen]} found")

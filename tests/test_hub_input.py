@@ -78,7 +78,7 @@ REAL_TREES = {
                 ["README.md", "images.zip", "images_2.zip", "test.csv", "test_2.csv", "test_clean.csv", "train.csv",
                  "train_2.csv"]),
     "pmc_oa": ([".gitattributes", "README.md", "images.zip", "pmc_oa.jsonl", "pmc_oa_beta.jsonl"],
-               ["README.md", "images.zip", "pmc_oa.jsonl", "pmc_oa_beta.jsonl"]),
+               ["README.md", "images.zip", "pmc_oa.jsonl"]),  # config pmc_oa, the default
     "pubmed_vision": ([".gitattributes", "PubMedVision_Alignment_VQA.json", "PubMedVision_Chinese.json",
                        "PubMedVision_InstructionTuning_VQA.json", "PubMedVision_Original_Caption.json", "README.md"]
                       + [f"images_{i}.zip" for i in range(20)],
@@ -107,5 +107,65 @@ def test_hub_patterns_select_exactly_the_files_read(name):
     from medmo_data.recipe import get_recipe
 
     tree, read = REAL_TREES[name]
-    patterns = get_recipe(name).module.HUB_PATTERNS
+    patterns = get_recipe(name).hub_patterns({})  # the default options
     assert sorted(filter_repo_objects(tree, allow_patterns=patterns)) == sorted(read)
+
+
+# Options that choose files: only those files come from the hub (PMC-VQA v2 alone: ~2.2 GB, not ~21).
+OPTION_READS = [
+    ("pmc_vqa", {"release": "v2"}, ["README.md", "images_2.zip", "test_2.csv", "train_2.csv"]),
+    ("pmc_vqa", {"release": "v1"}, ["README.md", "images.zip", "test.csv", "test_clean.csv", "train.csv"]),
+    ("pmc_vqa", {"release": "both"}, REAL_TREES["pmc_vqa"][1]),
+    ("pmc_oa", {"config": "pmc_oa_beta"}, ["README.md", "images.zip", "pmc_oa_beta.jsonl"]),
+    ("pubmed_vision", {"subset": "alignment"},
+     ["PubMedVision_Alignment_VQA.json"] + [f"images_{i}.zip" for i in range(20)]),
+    ("pubmed_vision", {"subset": "instruction"},
+     ["PubMedVision_InstructionTuning_VQA.json"] + [f"images_{i}.zip" for i in range(20)]),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "read"), OPTION_READS)
+def test_hub_patterns_follow_the_options(name, options, read):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from medmo_data.recipe import get_recipe
+
+    patterns = get_recipe(name).hub_patterns(options)
+    assert sorted(filter_repo_objects(REAL_TREES[name][0], allow_patterns=patterns)) == sorted(read)
+
+
+def test_medsg_bench_skip_fetches_no_benchmark_files():
+    from huggingface_hub.utils import filter_repo_objects
+
+    from medmo_data.recipe import get_recipe
+
+    # The repository's file list was not seen (UNVERIFIED): the paths the recipe reads, under its hub folder.
+    tree = ["README.md", "MedSG-Bench/MedSG-Train/Task1.json", "MedSG-Bench/MedSG-Train/Task1/a.png",
+            "MedSG-Bench/MedSG-Bench/Task1.json", "MedSG-Bench/MedSG-Bench/Task1/b.png"]
+    r = get_recipe("medsg")
+    assert sorted(filter_repo_objects(tree, allow_patterns=r.hub_patterns({}))) == sorted(tree)
+    assert sorted(filter_repo_objects(tree, allow_patterns=r.hub_patterns({"bench": "skip"}))) == [
+        "MedSG-Bench/MedSG-Train/Task1.json", "MedSG-Bench/MedSG-Train/Task1/a.png", "README.md"]
+
+
+def test_cli_sends_the_option_patterns_and_refuses_a_bad_option_before_downloading(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from tests.fixtures import make
+
+    calls = []
+
+    def fake_snapshot(repo_id, repo_type=None, allow_patterns=None, **kw):
+        calls.append(allow_patterns)
+        return str(make("pmc_vqa", tmp_path / "hub"))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli.app, ["build", "--recipe", "pmc_vqa", "--input", "xmcmic/PMC-VQA", "--output",
+                                     str(out), "-o", "release=v2"])
+    assert r.exit_code == 0, r.output
+    assert calls == [["train_2.csv", "test_2.csv", "images_2.zip", "README.md"]]
+    assert {s["json"]["meta"]["release"] for s in read_samples(out / "pmc_vqa")} == {"v2"}
+    r = CliRunner().invoke(cli.app, ["build", "--recipe", "pmc_vqa", "--input", "xmcmic/PMC-VQA", "--output",
+                                     str(out), "-o", "release=v3"])
+    assert r.exit_code == 2 and "release='v3'" in r.output and len(calls) == 1
