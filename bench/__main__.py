@@ -123,6 +123,10 @@ def table(res: dict[str, Any]) -> str:
             if "bytes_only_sps" in r:
                 lines.append(("  jpeg: bytes-only copy, no validation", "", f"{r['bytes_only_sps']:.0f}",
                               f"{r['build_sps'] / r['bytes_only_sps']:.2f}", "(info)", ""))
+            if sh := r.get("shared_images"):
+                lines.append((f"  jpeg: {sh['per_image']} questions per image file (VQA-RAD's ratio)",
+                              f"{sh['build_cpu_ms_per_sample']:.2f} ms cpu", f"{sh['baseline_cpu_ms_per_sample']:.2f}",
+                              f"cpu {sh['ratio_cpu']:.2f}", "(info)", ""))
     if not bad("fingerprints"):
         r = res["fingerprints"]
         lines.append(("JPEG 512^2: fingerprints v2 (xxh3 + reduced dHash/thumb)",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,23 @@ def phantom_hu(size: int, seed: int) -> np.ndarray:
     hu[np.hypot(xx + 0.15, yy) < 0.1] = -800.0
     hu += rng.normal(0, 8, hu.shape).astype(np.float32)
     return hu.astype(np.int16)
+
+
+def unique(blob: bytes, i: int) -> bytes:
+    """`blob` made byte-unique for file `i` without touching its pixels or its decoding path: the DICOM
+    preamble, a JPEG comment, a PNG text chunk. The generators encode a few images and write them under
+    many names (compressing is slow); real files differ, and a build normalizes a file it has met before in
+    the same task only once (build/image_memo.py), which repeated bytes would turn into a free ride."""
+    tag = f"medmo-bench file {i}".encode()
+    if blob[128:132] == b"DICM":
+        return tag.ljust(128, b"\0") + blob[128:]
+    if blob.startswith(b"\xff\xd8"):
+        return blob[:2] + b"\xff\xfe" + struct.pack(">H", len(tag) + 2) + tag + blob[2:]
+    if blob.startswith(b"\x89PNG\r\n\x1a\n"):
+        body = b"tEXt" + b"Comment\0" + tag
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        return blob[:33] + chunk + blob[33:]  # after the signature and IHDR
+    raise ValueError("not a DICOM, JPEG or PNG blob")
 
 
 def grey8(size: int, seed: int) -> np.ndarray:
@@ -82,7 +101,7 @@ def ct_dicom_folder(root: Path, n: int, transfer_syntax: str = "explicit", size:
     blobs = [dicom_bytes(phantom_hu(size, s), transfer_syntax) for s in range(min(distinct, n))]
     with open(root / "annotations.jsonl", "w") as f:
         for i in range(n):
-            (root / "ct" / f"slice_{i:05d}.dcm").write_bytes(blobs[i % len(blobs)])
+            (root / "ct" / f"slice_{i:05d}.dcm").write_bytes(unique(blobs[i % len(blobs)], i))
             line = {"id": f"ct-{i:05d}", "images": [f"ct/slice_{i:05d}.dcm"], "split": "train",
                     "task": "grounding", "modality": "ct",
                     "boxes": [{"label": "nodule", "bbox": [200, 180, 60, 50]}], "box_format": "xywh"}
@@ -106,7 +125,7 @@ def deeplesion(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
             folder, sl = f"{i // 50 + 1:06d}_01_01", f"{i % 50 + 1:03d}"
             d = root / "Images_png" / folder
             d.mkdir(parents=True, exist_ok=True)
-            (d / f"{sl}.png").write_bytes(blobs[i % len(blobs)])
+            (d / f"{sl}.png").write_bytes(unique(blobs[i % len(blobs)], i))
             w.writerow([f"{folder}_{sl}.png", i // 50 + 1, 1, 1, int(sl), "1, 2, 3, 4, 5, 6, 7, 8",
                         "132.977, 171.808, 165.939, 214.029", "33.8, 24.7", "0.28, 0.33, 0.54",
                         (i % 9) - 1 if i % 9 else 4, 0, "31, 43", "0.86, 0.86, 5", f"{size}, {size}",
@@ -114,9 +133,10 @@ def deeplesion(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
     return root
 
 
-def vqa_rad(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
+def vqa_rad(root: Path, n: int, size: int = 512, distinct: int = 16, per_image: int = 1) -> Path:
     """VQA-RAD OSF layout: `VQA_RAD Dataset Public.json` + `VQA_RAD Image Folder/synpicNNNNN.jpg`
-    (baseline JPEG q90, one image per question: every sample reads its own file)."""
+    (baseline JPEG q90). `per_image` questions name each file (the release: 2,248 on 315 images, ~7), the
+    questions of one image spread over the file as the others go round; 1: every question its own file."""
     root.mkdir(parents=True, exist_ok=True)
     img_dir = root / "VQA_RAD Image Folder"
     img_dir.mkdir(exist_ok=True)
@@ -125,10 +145,11 @@ def vqa_rad(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path:
         buf = io.BytesIO()
         Image.fromarray(grey8(size, s)).save(buf, "JPEG", quality=90)
         blobs.append(buf.getvalue())
-    recs = []
+    recs, files = [], -(-n // per_image)
+    for f in range(files):
+        (img_dir / f"synpic{f:05d}.jpg").write_bytes(unique(blobs[f % len(blobs)], f))
     for i in range(n):
-        name = f"synpic{i:05d}.jpg"
-        (img_dir / name).write_bytes(blobs[i % len(blobs)])
+        name = f"synpic{i % files:05d}.jpg"
         recs.append({"qid": i + 1, "image_name": name, "image_organ": "CHEST", "answer": "Yes",
                      "answer_type": "CLOSED", "question_type": "PRES", "question": f"Is there a nodule ({i})?",
                      "phrase_type": "freeform", "qid_linked_id": str(i + 1), "evaluation": "given"})
@@ -153,7 +174,7 @@ def jpeg_folder(root: Path, n: int, size: int = 512, distinct: int = 16) -> Path
     with open(root / "annotations.jsonl", "w") as f:
         for i in range(n):
             rel = f"img/{i:05d}.jpg"
-            (root / rel).write_bytes(blobs[i % len(blobs)])
+            (root / rel).write_bytes(unique(blobs[i % len(blobs)], i))
             f.write(json.dumps({"id": f"img-{i:05d}", "images": [rel], "split": "train", "task": "caption",
                                 "modality": "ct", "caption": f"An axial CT slice ({i})."}) + "\n")
     return root
@@ -169,7 +190,8 @@ def multi_image_reports(root: Path, n: int, size: int = 512, distinct: int = 16)
             views = []
             for v in ("frontal", "lateral"):
                 rel = f"img/CXR{i}_{v}.png"
-                (root / rel).write_bytes(blobs[(2 * i + (v == "lateral")) % len(blobs)])
+                k = 2 * i + (v == "lateral")
+                (root / rel).write_bytes(unique(blobs[k % len(blobs)], k))
                 views.append(rel)
             f.write(json.dumps({"id": f"cxr-{i:05d}", "images": views, "split": "train", "task": "report",
                                 "modality": "xray",

@@ -52,7 +52,8 @@ def test_grey_pass_through_never_copies_the_image(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Image.Image, "tobytes", counting)
     dec = decode(ImageSource(path=str(path)))
-    _, meta, _, _, fp = process_image(dec, 0, "jpg", NormalizeOptions())
+    done = process_image(dec, "jpg", NormalizeOptions())
+    meta, fp = done.meta(0), done.fingerprint
     assert full == []
     assert meta["derivation"]["pass_through"] is True
     assert np.array_equal(dec.pixels, want) and not dec.pixels.flags.writeable
@@ -121,9 +122,9 @@ def test_decoded_image_is_for_reading_only(tmp_path):
     path.write_bytes(_jpeg("L", (400, 300), comment=b"PATIENT NAME"))
     dec = decode(ImageSource(path=str(path)))
     assert dec.decoded is not None and dec.decoded.info.get("comment") == b"PATIENT NAME"
-    data, meta, *_ = process_image(dec, 0, "jpg", NormalizeOptions(max_side=200))
-    assert meta["width"] == 200 and b"PATIENT NAME" not in data
-    data, meta, *_ = process_image(dec, 0, "png", NormalizeOptions())  # same size, other format
+    done = process_image(dec, "jpg", NormalizeOptions(max_side=200))
+    assert done.width == 200 and b"PATIENT NAME" not in done.data
+    data = process_image(dec, "png", NormalizeOptions()).data  # same size, other format
     assert b"PATIENT NAME" not in data and Image.open(io.BytesIO(data)).size == (400, 300)
 
 

@@ -19,10 +19,12 @@ from PIL import Image
 
 from medmo_data.mix.fingerprint import fingerprint
 from medmo_data.pixels import boxes
-from medmo_data.pixels.decode import Decoded, decode
+from medmo_data.pixels.decode import Decoded, decode, read_source
 from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
-from medmo_data.recipe import RawSample, SourceInfo
+from medmo_data.recipe import ImageSource, RawSample, SourceInfo
 from medmo_data.schema import SCHEMA_VERSION, SchemaError, label_markup, validate_record
+
+from .image_memo import ImageMemo, NormalizedImage, source_options
 
 
 class SampleRejected(Exception):
@@ -73,9 +75,8 @@ def _is_box(bbox: Any) -> bool:
         for v in bbox)
 
 
-def process_image(dec: Decoded, index: int, fmt: str,
-                  opts: NormalizeOptions) -> tuple[bytes, dict, float, float, dict]:
-    """Encoded member bytes, its images[] entry, the x/y scale applied to boxes, and its fingerprints."""
+def process_image(dec: Decoded, fmt: str, opts: NormalizeOptions) -> NormalizedImage:
+    """Encoded member bytes, its images[] fields, the x/y scale applied to boxes, and its fingerprints."""
     w, h = dec.width, dec.height
     nw, nh = fit_longest_side(w, h, opts.max_side)
     deriv = dict(dec.derivation)
@@ -97,9 +98,21 @@ def process_image(dec: Decoded, index: int, fmt: str,
         deriv["pass_through"] = True
     else:
         data = _encode(img, fmt, opts)
-    meta = {"member": f"{index}.{fmt}", "width": nw, "height": nh, "source_width": w, "source_height": h,
-            "derivation": deriv}
-    return data, meta, nw / w, nh / h, fp
+    return NormalizedImage(data, fmt, nw, nh, w, h, deriv, (nw / w, nh / h), fp)
+
+
+def normalize_image(src: ImageSource, fmt: str, opts: NormalizeOptions, memo: ImageMemo | None) -> NormalizedImage:
+    """One image of a record, from `memo` when this task already normalized the same bytes the same way."""
+    options = None if memo is None else source_options(src)
+    if memo is None or options is None:
+        return process_image(decode(src, drop_burned_in=opts.drop_burned_in), fmt, opts)
+    data = read_source(src)
+    key = memo.key(data, (options, fmt, opts))
+    if (done := memo.get(key, data)) is not None:
+        return done
+    done = process_image(decode(src, drop_burned_in=opts.drop_burned_in, data=data), fmt, opts)
+    memo.put(key, data, done)
+    return done
 
 
 Normalized = tuple[dict[str, Any], dict[str, bytes], list[dict[str, Any]]]
@@ -136,14 +149,14 @@ def _record_json(rec: dict[str, Any]) -> bytes:
     return _encode_record(rec).encode()
 
 
-def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:
+def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions, memo: ImageMemo | None = None) -> Normalized:
     """The record, its members {"json": encoded record, "0.png": bytes, ...} and per-image fingerprints.
 
     A string that is not UTF-8 outranks every other reason, as when it was checked first. Encoding the
     record fails on one, so the walk that names its path runs only when anything failed (it was ~7% of a
     text sample's build CPU)."""
     try:
-        return _normalize(raw, info, opts)
+        return _normalize(raw, info, opts, memo)
     except Exception:
         _check_text(raw.id, "id")
         _check_text(raw.messages, "messages")
@@ -152,21 +165,21 @@ def normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Norma
         raise
 
 
-def _normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions) -> Normalized:
+def _normalize(raw: RawSample, info: SourceInfo, opts: NormalizeOptions, memo: ImageMemo | None) -> Normalized:
     members: dict[str, bytes] = {}
     metas: list[dict[str, Any]] = []
     scales: list[tuple[float, float, int, int]] = []
     fps: list[dict[str, Any]] = []
     for i, src in enumerate(raw.images):
         try:
-            dec = decode(src, drop_burned_in=opts.drop_burned_in)
-            data, meta, sx, sy, fp = process_image(dec, i, src.member_format or info.image_format, opts)
+            done = normalize_image(src, src.member_format or info.image_format, opts, memo)
         except DecodeError as exc:
             raise SampleRejected(exc.reason, f"image {i}: {exc.detail}", src.path) from exc
-        members[meta["member"]] = data
-        fps.append(fp)
+        meta = done.meta(i)
+        members[meta["member"]] = done.data
+        fps.append(done.fingerprint)
         metas.append(meta)
-        scales.append((sx, sy, dec.width, dec.height))
+        scales.append((*done.scale, done.source_width, done.source_height))
     objs = []
     for j, ob in enumerate(raw.objects):
         idx = ob.get("image", 0)

@@ -25,6 +25,7 @@ from medmo_data.shards.writer import (
     stats_path,
 )
 
+from .image_memo import ImageMemo
 from .normalize import NormalizeOptions, SampleRejected, compact_encoder, dump_json, normalize
 from .rejects import Scrubber, utf8_safe
 
@@ -116,12 +117,13 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
     modalities: Counter[str] = Counter()
     n_objects = 0
     scrub = Scrubber(Path(input_root), redact_key) if input_root else None
+    memo = ImageMemo()  # a file several records name is normalized once per task (VQA sources)
     try:
         for raw in chunk:
             key = raw.key  # set by the driver
             assert key is not None
             try:
-                rec, members, fps = normalize(raw, info, opts)
+                rec, members, fps = normalize(raw, info, opts, memo)
             except Exception as exc:  # noqa: BLE001 - one record can only be written or rejected
                 rejects.append(reject_row(raw, exc, scrub))
                 continue

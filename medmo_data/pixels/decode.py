@@ -295,8 +295,19 @@ def _apply_mode(dec: Decoded, mode: str | None) -> Decoded:
     return dec
 
 
-def decode(src: ImageSource, drop_burned_in: bool = False) -> Decoded:
-    """Decode one image source; raises DecodeError with a manifest reason on any failure."""
+def read_source(src: ImageSource) -> bytes:
+    """The bytes `decode` reads for a file or bytes source (not an array or NIfTI volume), with the same
+    checks first and the same errors, so a caller can look at them before decoding."""
+    check_source(src)
+    data = _read_bytes(src)
+    if not data:
+        raise DecodeError("empty_file", "zero bytes")
+    return data
+
+
+def decode(src: ImageSource, drop_burned_in: bool = False, data: bytes | None = None) -> Decoded:
+    """Decode one image source; raises DecodeError with a manifest reason on any failure. `data`: the
+    source's bytes as `read_source` returned them, when the caller has read them already."""
     check_source(src)
     if src.array is not None:
         deriv: dict[str, Any] = {"format": "array"}
@@ -310,7 +321,8 @@ def decode(src: ImageSource, drop_burned_in: bool = False) -> Decoded:
         check_file(src.path, cap=None)  # read one slice at a time; the declared volume is capped instead
         px, deriv = read_nifti_slice(src.path, src.slice_index, src.axis, src.window, rescale=src.rescale)
         return _apply_mode(Decoded(px, px.shape[1], px.shape[0], deriv), src.mode)
-    data = _read_bytes(src)
+    if data is None:
+        data = _read_bytes(src)
     if not data:
         raise DecodeError("empty_file", "zero bytes")
     kind = _kind(src, data[:132])
