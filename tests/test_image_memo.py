@@ -12,7 +12,7 @@ import pytest
 from medmo_data.build import normalize as normalize_mod
 from medmo_data.build import shard as shard_mod
 from medmo_data.build.distributor import BuildOptions, build
-from medmo_data.build.image_memo import ImageMemo, source_options
+from medmo_data.build.image_memo import ImageMemo, memoizable, source_options
 from medmo_data.build.manifest import load
 from medmo_data.build.normalize import NormalizeOptions
 from medmo_data.recipe import ImageSource, get_recipe
@@ -108,9 +108,22 @@ class _AlwaysSeen(set):
 @pytest.mark.parametrize(("path", "key"), [("a/b.nii.gz", None), ("a/b.NII", None), ("a/b.dcm", "dcm"),
                                            ("a/b.jpg", "jpg"), ("a/b", "")])
 def test_nifti_is_never_read_whole_and_the_suffix_is_part_of_the_key(path, key):
-    opts = source_options(ImageSource(path=path))
-    assert (opts if opts is None else opts[1]) == key
-    assert source_options(ImageSource(array=np.zeros((2, 2), np.uint8))) is None
+    src = ImageSource(path=path)
+    assert (source_options(src)[1] if memoizable(src) else None) == key
+    assert not memoizable(ImageSource(array=np.zeros((2, 2), np.uint8)))
+    assert not memoizable(ImageSource(path="a/b.gz", kind="nifti"))
+
+
+def test_bad_options_keep_their_own_reject_and_an_unhashable_one_skips_the_memo(tmp_path):
+    from medmo_data.pixels.transform import DecodeError
+
+    p = write_png(tmp_path / "x.png", grey(40, 30, seed=1))
+    memo = ImageMemo()
+    with pytest.raises(DecodeError) as exc:  # checked before any key is made, as decode() checks it
+        normalize_mod.normalize_image(ImageSource(path=str(p), value_offset=[1]), "png", NormalizeOptions(), memo)
+    assert exc.value.reason == "bad_value_offset"
+    assert memo.key(b"x", ({"unhashable": 1}, "png", NormalizeOptions())) is None
+    assert memo.key(b"x", (("raster",), "png", NormalizeOptions())) is not None
 
 
 def test_memory_is_bounded_oldest_first():

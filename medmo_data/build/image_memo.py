@@ -47,12 +47,14 @@ class NormalizedImage:
                 "derivation": dict(self.derivation)}  # flat: a copy per record, so no record shares it
 
 
-def source_options(src: ImageSource) -> tuple[Any, ...] | None:
-    """The ImageSource fields besides its bytes that decoding reads, as part of a key; None for sources the
-    memo leaves alone (arrays and NIfTI volumes are not read as one file's bytes)."""
-    if src.array is not None or src.kind == "nifti" or (
-            src.kind == "auto" and (src.path or "").lower().endswith((".nii", ".nii.gz"))):
-        return None
+def memoizable(src: ImageSource) -> bool:
+    """A file or bytes source; arrays and NIfTI volumes (read by slice, never whole) are left alone."""
+    return src.array is None and src.kind != "nifti" and not (
+        src.kind == "auto" and (src.path or "").lower().endswith((".nii", ".nii.gz")))
+
+
+def source_options(src: ImageSource) -> tuple[Any, ...]:
+    """The ImageSource fields besides its bytes that decoding reads, as part of a key."""
     window = tuple(src.window) if isinstance(src.window, (list, tuple)) else src.window
     rescale = tuple(src.rescale) if isinstance(src.rescale, (list, tuple)) else src.rescale
     # The file name matters: with kind "auto", `.dcm` and `.nii(.gz)` choose the decoder by name.
@@ -70,8 +72,14 @@ class ImageMemo:
         self.hits = 0
 
     @staticmethod
-    def key(data: bytes, options: tuple[Any, ...]) -> tuple[Any, ...]:
-        return xxhash.xxh3_128_digest(data), len(data), options
+    def key(data: bytes, options: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The entry key of `data` under `options`; None when an option value cannot be part of a key."""
+        key = xxhash.xxh3_128_digest(data), len(data), options
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     def get(self, key: tuple[Any, ...], data: bytes) -> NormalizedImage | None:
         entry = self.entries.get(key)

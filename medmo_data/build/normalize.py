@@ -24,7 +24,7 @@ from medmo_data.pixels.transform import DecodeError, fit_longest_side, resize
 from medmo_data.recipe import ImageSource, RawSample, SourceInfo
 from medmo_data.schema import SCHEMA_VERSION, SchemaError, label_markup, validate_record
 
-from .image_memo import ImageMemo, NormalizedImage, source_options
+from .image_memo import ImageMemo, NormalizedImage, memoizable, source_options
 
 
 class SampleRejected(Exception):
@@ -103,15 +103,15 @@ def process_image(dec: Decoded, fmt: str, opts: NormalizeOptions) -> NormalizedI
 
 def normalize_image(src: ImageSource, fmt: str, opts: NormalizeOptions, memo: ImageMemo | None) -> NormalizedImage:
     """One image of a record, from `memo` when this task already normalized the same bytes the same way."""
-    options = None if memo is None else source_options(src)
-    if memo is None or options is None:
+    if memo is None or not memoizable(src):
         return process_image(decode(src, drop_burned_in=opts.drop_burned_in), fmt, opts)
-    data = read_source(src)
-    key = memo.key(data, (options, fmt, opts))
-    if (done := memo.get(key, data)) is not None:
+    data = read_source(src)  # the checks and errors decode() starts with, before any key is made
+    key = memo.key(data, (source_options(src), fmt, opts))
+    if key is not None and (done := memo.get(key, data)) is not None:
         return done
     done = process_image(decode(src, drop_burned_in=opts.drop_burned_in, data=data), fmt, opts)
-    memo.put(key, data, done)
+    if key is not None:
+        memo.put(key, data, done)
     return done
 
 
