@@ -147,3 +147,13 @@ def test_a_file_met_once_is_noted_not_kept(tmp_path):
         p = write_jpeg(tmp_path / f"{seed}.jpg", grey(40, 30, seed=seed))
         normalize_mod.normalize_image(ImageSource(path=str(p)), "jpg", opts, memo)
     assert len(memo.seen) == 4 and not memo.entries and memo.held == 0
+
+
+def test_records_never_share_a_nested_derivation(tmp_path):
+    p = write_png(tmp_path / "big.png", grey(300, 200, seed=4))
+    done = normalize_mod.normalize_image(ImageSource(path=str(p)), "png", NormalizeOptions(max_side=150), None)
+    a, b = done.meta(0), done.meta(1)
+    assert a["derivation"] == b["derivation"] and a["derivation"]["resized"] == {
+        "from": [300, 200], "to": [150, 100], "filter": "lanczos"}
+    assert a["derivation"]["resized"] is not b["derivation"]["resized"] and (a["member"], b["member"]) == (
+        "0.png", "1.png")

@@ -14,6 +14,7 @@ over between tasks or builds. A shard's bytes are the same with or without it (t
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ class NormalizedImage:
     def meta(self, index: int) -> dict[str, Any]:
         return {"member": f"{index}.{self.fmt}", "width": self.width, "height": self.height,
                 "source_width": self.source_width, "source_height": self.source_height,
-                "derivation": dict(self.derivation)}  # flat: a copy per record, so no record shares it
+                "derivation": copy.deepcopy(self.derivation)}  # nested (resize, window): no record shares it
 
 
 def memoizable(src: ImageSource) -> bool:
