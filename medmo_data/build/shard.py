@@ -44,27 +44,30 @@ def _role_texts(rec: dict[str, Any]) -> tuple[str, str, str]:
 def _index_row(key: str, shard: str, rec: dict[str, Any], fps: list[dict[str, Any]]) -> dict[str, Any]:
     system, prompt, answer = _role_texts(rec)
     prompt_norm = normalize_text(prompt)  # once: hashed and counted (NFKC + regexes dominate text sources)
+    images, objs, meta = rec["images"], rec["objects"], rec.get("meta")
     return {
         "key": key, "shard": shard, "id": rec["id"], "split": rec["split"], "task": rec["task"],
         "modality": rec["modality"], "license": rec["license"], "access": rec["access"],
-        "n_images": len(rec["images"]),
-        "widths": [im["width"] for im in rec["images"]],
-        "heights": [im["height"] for im in rec["images"]],
-        "image_hash": [f["hash"] for f in fps],  # fingerprint version FINGERPRINT_VERSION (index metadata)
-        "image_dhash": [f["dhash"] for f in fps],
-        "image_thumb": [f["thumb"] for f in fps],
+        "n_images": len(images),
+        # (`if images`: text records skip five empty comprehensions, ~1 us of their ~65)
+        "widths": [im["width"] for im in images] if images else [],
+        "heights": [im["height"] for im in images] if images else [],
+        "image_hash": [f["hash"] for f in fps] if fps else [],  # fingerprint version FINGERPRINT_VERSION
+        "image_dhash": [f["dhash"] for f in fps] if fps else [],
+        "image_thumb": [f["thumb"] for f in fps] if fps else [],
         "prompt": prompt[:4000],
         "prompt_norm_sha1": hashlib.sha1(prompt_norm.encode("utf-8")).hexdigest() if prompt else "",
         "answer_norm_sha1": text_sha1(answer) if answer else "",
         "prompt_chars": len(prompt), "answer_chars": len(answer),
         # normalize_text leaves single spaces between words, none at the ends: counted, not split
         "prompt_words": prompt_norm.count(" ") + 1 if prompt_norm else 0,
-        "n_objects": len(rec["objects"]),
-        "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in rec["objects"]],
+        "n_objects": len(objs),
+        "box_areas": [float((o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])) for o in objs]
+        if objs else [],
         # Added for `mix`: the system turn (token budgets) and scalar meta fields (contamination rules
         # that depend on a sub-source, e.g. MedReason's dataset_name).
         "system": system[:4000],
-        "meta": _scalar_meta(rec.get("meta") or {}),
+        "meta": _scalar_meta(meta) if meta else "{}",
     }
 
 
@@ -127,7 +130,7 @@ def write_shard(task: ShardTask, chunk: list[RawSample], info: SourceInfo, out_d
             except Exception as exc:  # noqa: BLE001 - one record can only be written or rejected
                 rejects.append(reject_row(raw, exc, scrub))
                 continue
-            if tar.count and tar.size() + sum(len(v) for v in members.values()) > max_shard_bytes:
+            if tar.count and tar.size() + sum(map(len, members.values())) > max_shard_bytes:
                 tars.append(tar.finish())
                 tar = TarBuilder(out_dir / f"{task.name}-p{len(tars)}.tar")
             tar.add(key, members)
