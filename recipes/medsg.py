@@ -40,9 +40,15 @@ from medmo_data.schema import image, objects, text, turn
 HUB_PATTERNS = ["*MedSG-Train/*", "*MedSG-Bench/Task*", "*.md"]  # fnmatch: "*" also crosses "/"
 
 
+def _include_bench(options: dict[str, str]) -> bool:
+    return options.get("bench", "test") != "skip"
+
+
 def hub_patterns(options: dict[str, str]) -> list[str]:
     """HUB_PATTERNS, without MedSG-Bench when `--option bench=skip` leaves it unread."""
-    return [p for p in HUB_PATTERNS if options.get("bench", "test") != "skip" or "Bench" not in p]
+    return [p for p in HUB_PATTERNS if _include_bench(options) or "Bench" not in p]
+
+
 INFO = SourceInfo(
     name="medsg", title="MedSG-188K / MedSG-Bench", stages=(2, 4), tasks=("grounding",), modality="mixed",
     access="open", license="CC-BY-4.0", homepage="https://huggingface.co/MedSG-Bench",
@@ -152,8 +158,7 @@ def _bench(rec: dict[str, Any], rid: str, task: str, imgs: list[Path], names: li
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
-    include_bench = options.get("bench", "test") != "skip"
-    for split, path in task_files(root, include_bench):
+    for split, path in task_files(root, _include_bench(options)):
         num = int(re.sub(r"\D", "", path.stem) or 0)
         recs = load_json(path)
         if not isinstance(recs, list):

@@ -80,7 +80,7 @@ def features_yaml(members: list[str]) -> list[dict[str, str]]:
     """The declared features of one series, as `datasets.Features({...})._to_yaml_list()` writes them:
     `json` as Json, each image member as Image, `__key__` / `__url__` as strings; nothing is left to
     inference. Written out rather than built through `datasets`, whose import (~0.7 s) was a third of a
-    small build's wall time; tests/test_card.py checks it against `datasets` itself."""
+    small build's wall time; tests/test_publish_card.py checks it against `datasets` itself."""
     return ([{"name": "json", "dtype": "json"}] + [{"name": m, "dtype": "image"} for m in members]
             + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}])
 
