@@ -127,3 +127,17 @@ def test_mix_floor_applies_the_same_rules_as_mix():
     assert r["filters"] == {"decontam": 651, "dup_image_exact": 200, "dup_image_near": 200, "trap": 20}
     assert r["decontam"] == {"MedQA": 550, "VQA-RAD": 101}
     assert r["same_rows"] and r["baseline_excluded_rows"] == r["excluded_rows"] == 1071
+
+
+def test_print_ab_restores_the_build_and_reports_each_variant():
+    """bench/print_ab.py swaps the build's `fingerprint`: afterwards the real one is back, and each variant
+    row is there with a positive cost (the order of costs is not asserted: 12 images are noise)."""
+    import medmo_data.build.normalize as normalize
+    from bench import print_ab
+
+    real = normalize.fingerprint
+    rows = print_ab.run(n=12, repeats=1)
+    assert normalize.fingerprint is real
+    assert list(rows) == ["build as it is", "box reduction, no resizes", "pixel hash, no print", "floor"]
+    assert all(r["cpu_ms_per_sample"] > 0 for r in rows.values())
+    assert rows["floor"]["floor_over_this"] == 1.0
