@@ -13,6 +13,7 @@ any print of a given cost would land. Diagnostic only, not a `make bench` row: i
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -26,12 +27,12 @@ def _variants() -> dict[str, Callable[..., Any]]:
     import medmo_data.build.normalize as normalize
     from medmo_data.mix import fingerprint as fp
 
-    def reduction_only(img: Any, pixels: np.ndarray | None = None, version: int = 2) -> tuple[str, int, bytes]:
-        fp._reduced(fp._grey(img))
-        return fp.pixel_hash(np.asarray(img) if pixels is None else pixels), 0, bytes(fp.THUMB_SIDE ** 2)
-
     def hash_only(img: Any, pixels: np.ndarray | None = None, version: int = 2) -> tuple[str, int, bytes]:
         return fp.pixel_hash(np.asarray(img) if pixels is None else pixels), 0, bytes(fp.THUMB_SIDE ** 2)
+
+    def reduction_only(img: Any, pixels: np.ndarray | None = None, version: int = 2) -> tuple[str, int, bytes]:
+        fp._reduced(fp._grey(img))
+        return hash_only(img, pixels)
 
     return {"build as it is": normalize.fingerprint, "box reduction, no resizes": reduction_only,
             "pixel hash, no print": hash_only}
@@ -66,8 +67,6 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=6)
     args = ap.parse_args()
-    import os
-
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for name, row in run(args.n, args.repeats).items():
         print(f"{name:28s} {row['cpu_ms_per_sample']:.3f} CPU ms/sample   floor / this {row['floor_over_this']:.2f}")
