@@ -4,7 +4,10 @@ chest X-ray reports with frontal and lateral views. Report generation (findings 
 Three layouts circulate; the first one found is read (the others' files are ignored):
 1. OpenI original (https://openi.nlm.nih.gov): `ecgen-radiology/<n>.xml` (from `NLMCXR_reports.tgz`) and the
    PNGs `<parentImage id>.png` (from `NLMCXR_png.tgz`, in `NLMCXR_png/`, `images/` or the root). Report
-   sections from `AbstractText Label=FINDINGS|IMPRESSION`, the images from every `<parentImage>`.
+   sections from `AbstractText Label=FINDINGS|IMPRESSION`, the images from every `<parentImage>`. Either
+   archive may stay packed: it is read in place, the reports whole, the PNGs streamed once (members are
+   matched by base name; a PNG that streams by before its report's turn waits in a temporary folder, so
+   the samples are the unpacked build's, byte for byte).
 2. Kaggle `raddar/chest-xrays-indiana-university` (what MedMO's images came from): `indiana_reports.csv`
    (`uid, MeSH, Problems, image, indication, comparison, findings, impression`) + `indiana_projections.csv`
    (`uid, filename, projection`) + `images/images_normalized/<filename>`; frontal views first.
@@ -24,11 +27,19 @@ cited (UNVERIFIED on the files).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from medmo_data.families.reports import hash_split, join_report, openi_report, report_messages, tidy
-from medmo_data.formats.tables import FileRefused, clean, iter_csv, load_json, read_small
+from medmo_data.formats.tables import (
+    MAX_RECORD_FILE_BYTES,
+    FileRefused,
+    clean,
+    iter_csv,
+    load_json,
+    read_small,
+)
+from medmo_data.formats.tar_stream import Missing, iter_members, join_archives
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -73,8 +84,41 @@ def _indication(text: str) -> str:
     return f"Indication: {text}" if text else ""
 
 
-def _openi(root: Path, xml_dir: Path, splits: dict[str, str] | None) -> Iterator[RawSample | Reject]:
-    image_dirs = [d for d in (root / "NLMCXR_png", root / "images", root) if d.is_dir()]
+def _report_order(name: str) -> tuple[int, str]:
+    stem = PurePosixPath(name).stem
+    return int(stem) if stem.isdigit() else 1 << 30, PurePosixPath(name).name
+
+
+def _report_files(xml_dir: Path) -> Iterator[tuple[str, bytes] | Reject]:
+    """(file name, bytes) of `ecgen-radiology/*.xml` in report-number order."""
+    for f in sorted(xml_dir.glob("*.xml"), key=lambda p: _report_order(p.name)):
+        try:
+            yield f.name, read_small(f)
+        except FileRefused as exc:  # a FIFO or device among the reports: this report only
+            yield Reject(f.name, exc.reason, str(exc))
+
+
+def _report_members(archive: Path) -> Iterator[tuple[str, bytes] | Reject]:
+    """The same from `NLMCXR_reports.tgz` read in place (3,955 small files: held while sorted)."""
+    members: list[tuple[str, bytes]] = []
+    for item in iter_members(archive, (".xml",), cap=MAX_RECORD_FILE_BYTES):
+        if isinstance(item, Reject):
+            yield item
+        elif len(item[1]) > MAX_RECORD_FILE_BYTES:
+            yield Reject(PurePosixPath(item[0]).name, "file_too_large",
+                         f"{archive}:{item[0]}: over the {MAX_RECORD_FILE_BYTES}-byte cap of a whole-file read")
+        else:
+            members.append((PurePosixPath(item[0]).name, item[1]))
+    yield from sorted(members, key=lambda m: _report_order(m[0]))
+
+
+def _openi(root: Path, reports: Iterator[tuple[str, bytes] | Reject], splits: dict[str, str] | None
+           ) -> Iterator[RawSample | Reject]:
+    image_dirs = [d for d in (root / "NLMCXR_png", root / "images") if d.is_dir()]
+    png_archive = root / "NLMCXR_png.tgz"
+    packed = not image_dirs and png_archive.is_file() and not any(root.glob("*.png"))
+    image_dirs.append(root)
+    waiting: dict[int, tuple[RawSample, list[str]]] = {}  # packed: samples whose PNGs are still in the archive
 
     def find(stem: str) -> ImageSource:
         for d in image_dirs:
@@ -82,20 +126,35 @@ def _openi(root: Path, xml_dir: Path, splits: dict[str, str] | None) -> Iterator
                 return ImageSource(path=str(d / f"{stem}.png"))
         return ImageSource(path=str(image_dirs[0] / f"{stem}.png"))  # missing: the library rejects it
 
-    files = sorted(xml_dir.glob("*.xml"), key=lambda p: (int(p.stem) if p.stem.isdigit() else 1 << 30, p.name))
-    for f in files:
-        try:
-            rep = openi_report(read_small(f))
-        except FileRefused as exc:  # a FIFO or device among the reports: this report only
-            yield Reject(f.name, exc.reason, str(exc))
+    for item in reports:
+        if isinstance(item, Reject):
+            yield item
             continue
+        name, data = item
+        try:
+            rep = openi_report(data)
         except ValueError as exc:
-            yield Reject(f.name, "malformed_xml", f"{f}: {exc}")
+            yield Reject(name, "malformed_xml", f"{name}: {exc}")
             continue
         f_, i_ = rep.findings, rep.impression
-        yield _sample(rep.uid, _split_for(rep.uid, splits), f_, i_, join_report(f_, i_),
-                      [find(s) for s in rep.images], _indication(rep.indication),
-                      {"uid": rep.uid, "layout": "openi", "views": rep.captions, "mesh": "; ".join(rep.mesh)})
+        sample = _sample(rep.uid, _split_for(rep.uid, splits), f_, i_, join_report(f_, i_),
+                         [find(s) for s in rep.images], _indication(rep.indication),
+                         {"uid": rep.uid, "layout": "openi", "views": rep.captions, "mesh": "; ".join(rep.mesh)})
+        if packed and isinstance(sample, RawSample):
+            waiting[len(waiting)] = (sample, [f"{s}.png" for s in rep.images])
+        else:
+            yield sample
+    for got in join_archives([png_archive] if packed else [], {k: names for k, (_, names) in waiting.items()}, (".png",),
+                             ordered=True):
+        if isinstance(got, Reject):
+            yield got
+        elif isinstance(got, Missing):
+            sid = waiting[got.key][0].id
+            yield Reject(sid, "missing_image", f"{png_archive.name}: no {', '.join(got.names)}")
+        else:
+            sample = waiting.pop(got[0])[0]
+            sample.images = [ImageSource(data=b) for b in got[1]]
+            yield sample
 
 
 def _kaggle(root: Path, splits: dict[str, str] | None) -> Iterator[RawSample | Reject]:
@@ -141,13 +200,16 @@ def _r2gen(root: Path, path: Path) -> Iterator[RawSample | Reject]:
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     ann = root / "annotation.json"
     splits = _r2gen_split_map(ann) if ann.exists() else None
-    xml_dir = root / "ecgen-radiology"
+    xml_dir, xml_archive = root / "ecgen-radiology", root / "NLMCXR_reports.tgz"
     if xml_dir.is_dir():
-        yield from _openi(root, xml_dir, splits)
+        yield from _openi(root, _report_files(xml_dir), splits)
+    elif xml_archive.is_file():
+        yield from _openi(root, _report_members(xml_archive), splits)
     elif (root / "indiana_reports.csv").exists():
         yield from _kaggle(root, splits)
     elif ann.exists():
         yield from _r2gen(root, ann)
     else:
-        raise SourceError(f"{root}: no ecgen-radiology/*.xml, indiana_reports.csv or R2Gen annotation.json")
+        raise SourceError(f"{root}: no ecgen-radiology/*.xml (or NLMCXR_reports.tgz), indiana_reports.csv or R2Gen "
+                          "annotation.json")
 

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from medmo_data.families.reports import caption_messages
-from medmo_data.formats.archive import MAX_MEMBER_BYTES
-from medmo_data.formats.tables import check_regular, clean, hf_image, iter_parquet
+from medmo_data.formats.tables import clean, hf_image, iter_parquet
+from medmo_data.formats.tar_stream import iter_members
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -102,28 +101,6 @@ def _columns(path: Path) -> list[str]:
         raise SourceError(f"{path}: unreadable Parquet ({exc})") from exc
 
 
-def _members(archive: Path) -> Iterator[tuple[str, bytes] | Reject]:
-    """(member path, bytes) of one `.tar.zst` (or plain `.tar`), streamed; a break ends it with a Reject."""
-    import zstandard
-
-    n = 0
-    check_regular(archive)  # a FIFO would block open(): the build stops with its name
-    try:
-        with open(archive, "rb") as raw:
-            stream = zstandard.ZstdDecompressor().stream_reader(raw) if archive.name.endswith(".zst") else raw
-            with tarfile.open(fileobj=stream, mode="r|") as tf:
-                for m in tf:
-                    if not m.isfile() or not m.name.lower().endswith(IMAGE_EXTS):
-                        continue
-                    f = tf.extractfile(m)
-                    # cap + 1: an image over the cap reaches the decoder one byte over and is its reject
-                    data = f.read(MAX_MEMBER_BYTES + 1) if f else b""
-                    n += 1
-                    yield m.name, data
-    except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as exc:
-        yield Reject(archive.name, "truncated_archive", f"{archive}: stopped after {n} images ({exc})")
-
-
 def _full(files: list[Path], archives: list[Path], options: dict[str, str]) -> Iterator[RawSample | Reject]:
     unmatched = options.get("unmatched", "reject")
     if unmatched not in ("reject", "ignore"):
@@ -133,7 +110,7 @@ def _full(files: list[Path], archives: list[Path], options: dict[str, str]) -> I
         try:
             yield from _index(db, files)
             for archive in archives:
-                for item in _members(archive):
+                for item in iter_members(archive, IMAGE_EXTS):
                     if isinstance(item, Reject):
                         yield item
                         continue

@@ -2,7 +2,9 @@
 
 Get it from https://nihcc.app.box.com/v/ChestXray-NIHCC: `BBox_List_2017.csv`, `Data_Entry_2017_v2020.csv`
 (or `Data_Entry_2017.csv`), `train_val_list.txt`, `test_list.txt` and `images_001.tar.gz` ...
-`images_012.tar.gz` unpacked into `images/` (Kaggle's `images_0NN/images/` also works). Usage is
+`images_012.tar.gz`, unpacked into `images/` (Kaggle's `images_0NN/images/` also works) or left packed: the
+tarballs are then streamed once and the 880 box images wait in a temporary folder, so samples come out in
+the box list's order, as from the unpacked images. Usage is
 unrestricted with a link, acknowledgement of the NIH Clinical Center and a citation.
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
@@ -24,15 +26,17 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from medmo_data.families.chestxray14 import (
     Entry,
     canonical_label,
     data_entry_path,
     display_label,
-    image_index,
+    image_files,
     read_data_entry,
     split_assigner,
+    streamed_images,
 )
 from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
@@ -69,6 +73,16 @@ def _box_rows(path: Path) -> Iterator[tuple[str, str, list[float]] | Reject]:
             yield row[0].strip(), row[1].strip(), xywh
 
 
+def _sample(sid: str, split: str, objs: list[dict[str, Any]], entry: Entry, img: ImageSource) -> RawSample:
+    return RawSample(
+        id=sid, split=split, task="grounding", images=[img],
+        messages=[turn("user", image(), PROMPT), turn("assistant", objects())],
+        objects=objs, target={"labels": sorted({o["label"] for o in objs})},
+        meta={"patient_id": entry.patient, "follow_up": entry.follow_up, "view": entry.view,
+              "image_labels": [display_label(lab) for lab in entry.labels]},
+    )
+
+
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     box_file = require(root / "BBox_List_2017.csv", "box list BBox_List_2017.csv")
     entries: dict[str, Entry] = {}
@@ -76,7 +90,8 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if isinstance(e, Entry):
             entries[e.image] = e
     split_of = split_assigner(root, options)
-    images = image_index(root)
+    images, archives = image_files(root)
+    in_archives: dict[str, Any] = {}  # image name -> its sample's parts, while the tarballs stream
     per_image: dict[str, list[tuple[str, list[float]]]] = {}
     for item in _box_rows(box_file):
         if isinstance(item, Reject):
@@ -103,11 +118,10 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{name} is in neither train_val_list.txt nor test_list.txt")
             continue
-        yield RawSample(
-            id=sid, split=split, task="grounding",
-            images=[ImageSource(path=str(images.get(name, root / "images" / name)), mode="L")],
-            messages=[turn("user", image(), PROMPT), turn("assistant", objects())],
-            objects=objs, target={"labels": sorted({o["label"] for o in objs})},
-            meta={"patient_id": entry.patient, "follow_up": entry.follow_up, "view": entry.view,
-                  "image_labels": [display_label(lab) for lab in entry.labels]},
-        )
+        parts = (sid, split, objs, entry)
+        if archives:
+            in_archives[name] = parts
+        else:
+            yield _sample(*parts, ImageSource(path=str(images.get(name, root / "images" / name)), mode="L"))
+    for item in streamed_images(archives, list(in_archives), ordered=True):
+        yield item if isinstance(item, Reject) else _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))

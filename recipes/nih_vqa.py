@@ -3,7 +3,8 @@
 112,120 frontal chest X-rays of 30,805 patients (Wang et al., CVPR 2017), from
 https://nihcc.app.box.com/v/ChestXray-NIHCC: `Data_Entry_2017_v2020.csv` (or `Data_Entry_2017.csv`; both
 header variants), `train_val_list.txt` / `test_list.txt` (the official patient-level split) and the
-images under `images/` (or Kaggle's `images_0NN/images/`). Not the NLM VQA-Med 2020 set.
+images under `images/` (or Kaggle's `images_0NN/images/`), or still in the Box tarballs `images_NNN.tar.gz`
+(read in place, streamed once). Not the NLM VQA-Med 2020 set.
 The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
 the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
 holds them as a sorted list for a set-based reward. Labels are written as words (`Pleural_Thickening` ->
@@ -26,9 +27,10 @@ from medmo_data.families.chestxray14 import (
     Entry,
     data_entry_path,
     display_label,
-    image_index,
+    image_files,
     read_data_entry,
     split_assigner,
+    streamed_images,
 )
 from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
@@ -51,9 +53,21 @@ def question_for(name: str) -> str:
     return QUESTIONS[int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % len(QUESTIONS)]
 
 
+def _sample(e: Entry, split: str, img: ImageSource) -> RawSample:
+    words = [display_label(lab) for lab in e.labels]
+    answer = ", ".join(words) if words else NO_FINDING
+    return RawSample(
+        id=e.image.removesuffix(".png"), split=split, task="vqa", images=[img],
+        messages=vqa_messages(question_for(e.image), answer),
+        target={"labels": sorted(words), "answer": answer},
+        meta={"patient_id": e.patient, "follow_up": e.follow_up, "view": e.view},
+    )
+
+
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     split_of = split_assigner(root, options)
-    images = image_index(root)
+    images, archives = image_files(root)
+    in_archives: dict[str, tuple[Entry, str]] = {}  # image name -> its row, while the tarballs stream
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Reject):
             yield e
@@ -63,13 +77,14 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         split = split_of(e.image, e.patient)
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
-            continue
-        words = [display_label(lab) for lab in e.labels]
-        answer = ", ".join(words) if words else NO_FINDING
-        yield RawSample(
-            id=sid, split=split, task="vqa",
-            images=[ImageSource(path=str(images.get(e.image, root / "images" / e.image)), mode="L")],
-            messages=vqa_messages(question_for(e.image), answer),
-            target={"labels": sorted(words), "answer": answer},
-            meta={"patient_id": e.patient, "follow_up": e.follow_up, "view": e.view},
-        )
+        elif not archives:
+            yield _sample(e, split, ImageSource(path=str(images.get(e.image, root / "images" / e.image)), mode="L"))
+        elif e.image in in_archives:  # the unpacked build writes both and rejects the second as a duplicate
+            yield Reject(sid, "duplicate_id", f"{e.image}: a second row in the label file")
+        else:
+            in_archives[e.image] = (e, split)
+    for item in streamed_images(archives, list(in_archives)):
+        if isinstance(item, Reject):
+            yield item
+        else:
+            yield _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))

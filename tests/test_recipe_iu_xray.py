@@ -60,3 +60,27 @@ def test_iu_xray_r2gen_annotation(tmp_path):
     assert {k: v["json"]["split"] for k, v in s.items()} == {
         "CXR2384_IM-0942": "train", "CXR2926_IM-1328": "train", "CXR2279_IM-0865": "val", "CXR3030_IM-1405": "test"}
     assert all(len(v["json"]["images"]) == 2 for v in s.values())
+
+
+def test_iu_xray_openi_tarballs_read_in_place(tmp_path):
+    """OpenI ships `NLMCXR_reports.tgz` (`ecgen-radiology/<n>.xml`) and `NLMCXR_png.tgz`. Left packed, with
+    the members in an order unlike the reports' (names sort CXR1, CXR10, ...; here reversed), they give the
+    unpacked build's shards byte for byte; a PNG absent from the archive is `missing_image` as an absent file
+    is."""
+    from tests.fixtures._zips import shard_digests, tar_files
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fx.make(raw)
+    (raw / "NLMCXR_png" / "CXR5_2_IM-0005-1002.png").unlink()
+    unpacked = build(get_recipe("iu_xray"), raw, BuildOptions(output=tmp_path / "a"))
+    tar_files(sorted((raw / "ecgen-radiology").glob("*.xml"), reverse=True), raw / "NLMCXR_reports.tgz",
+              "ecgen-radiology/")
+    tar_files(sorted((raw / "NLMCXR_png").glob("*.png"), reverse=True), raw / "NLMCXR_png.tgz", "")
+    (raw / "ecgen-radiology").rmdir()
+    (raw / "NLMCXR_png").rmdir()
+    packed = build(get_recipe("iu_xray"), raw, BuildOptions(output=tmp_path / "b"))
+    assert unpacked.manifest["rejects_by_reason"] == {"empty_report": 1, "malformed_xml": 1, "missing_image": 1}
+    assert packed.manifest["rejects_by_reason"] == unpacked.manifest["rejects_by_reason"]
+    assert packed.manifest["counts"] == unpacked.manifest["counts"] == {"read": 7, "written": 4, "rejected": 3}
+    assert shard_digests(tmp_path / "b" / "iu_xray") == shard_digests(tmp_path / "a" / "iu_xray")

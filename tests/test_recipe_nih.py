@@ -143,3 +143,54 @@ def test_kaggle_layout_images_0nn_images(tmp_path):
     kaggle = build(get_recipe("nih_chestxray_bbox"), raw, BuildOptions(output=tmp_path / "b"))
     assert kaggle.manifest["counts"] == box.manifest["counts"] and kaggle.manifest["counts"]["written"] == 12
     assert shard_digests(tmp_path / "a" / "nih_chestxray_bbox") == shard_digests(tmp_path / "b" / "nih_chestxray_bbox")
+
+
+def _pack_box_tarballs(raw, n=3, missing=""):
+    """The Box download: `images/images_001.tar.gz` ... holding `images/<name>.png`, consecutive in name order."""
+    from tests.fixtures._zips import tar_files
+
+    pngs = sorted((raw / "images").glob("*.png"))
+    if missing:
+        (raw / "images" / missing).unlink()
+        pngs = [p for p in pngs if p.name != missing]
+    step = -(-len(pngs) // n)
+    for i in range(n):
+        tar_files(pngs[i * step:(i + 1) * step], raw / "images" / f"images_{i + 1:03d}.tar.gz", "images/")
+
+
+def test_box_tarballs_are_read_in_place(tmp_path):
+    """Left packed, the twelve Box tarballs (here three, in the `images/` folder the download makes) give the
+    box shards byte for byte, and nih_vqa the same samples; an image in no tarball is `missing_image` as an
+    absent unpacked file is."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("nih_chestxray_bbox", tmp_path / "raw")
+    (raw / "images" / "00000003_002.png").unlink()
+    unpacked = {name: build(get_recipe(name), raw, BuildOptions(output=tmp_path / "a"))
+                for name in ("nih_chestxray_bbox", "nih_vqa")}
+    _pack_box_tarballs(raw)
+    assert not list((raw / "images").glob("*.png"))
+    packed = {name: build(get_recipe(name), raw, BuildOptions(output=tmp_path / "b"))
+              for name in ("nih_chestxray_bbox", "nih_vqa")}
+    assert packed["nih_chestxray_bbox"].manifest["counts"]["written"] == 12
+    assert shard_digests(tmp_path / "a" / "nih_chestxray_bbox") == shard_digests(tmp_path / "b" / "nih_chestxray_bbox")
+    for name in unpacked:
+        assert packed[name].manifest["counts"] == unpacked[name].manifest["counts"]
+        assert packed[name].manifest["rejects_by_reason"] == unpacked[name].manifest["rejects_by_reason"]
+    assert unpacked["nih_vqa"].manifest["rejects_by_reason"] == {"missing_image": 1}
+
+    def samples(out):
+        return {s["json"]["id"]: (s["json"], s["0.png"]) for s in read_samples(out / "nih_vqa")}
+    a, b = samples(tmp_path / "a"), samples(tmp_path / "b")
+    assert len(a) == len(b) > 20 and a == b
+
+
+def test_no_images_and_no_tarballs_is_a_clear_error(tmp_path):
+    from medmo_data.families.chestxray14 import image_files
+    from medmo_data.recipe import SourceError
+
+    with pytest.raises(SourceError, match="no images_NNN.tar.gz"):
+        image_files(tmp_path)

@@ -16,9 +16,11 @@ from medmo_data.recipes import medtrinity, roco
 
 from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.families import yolo
+from medmo_data.formats import tar_stream
 from medmo_data.formats.archive import ReleaseTree, _copy_capped, open_zip
 from medmo_data.formats.safe_pickle import load_path
 from medmo_data.formats.tables import FileRefused, read_small
+from medmo_data.formats.tar_stream import iter_members
 from medmo_data.recipe import SourceError, get_recipe
 from tests.fixtures import make
 
@@ -111,15 +113,15 @@ def test_other_whole_file_and_stream_readers_refuse_a_fifo(tmp_path: Path) -> No
     with pytest.raises(FileRefused, match="captions.txt: not a regular file"):
         list(roco._tab_lines(tmp_path / "captions.txt"))
     with pytest.raises(FileRefused, match="images.tar.zst: not a regular file"):
-        list(medtrinity._members(tmp_path / "images.tar.zst"))
+        list(iter_members(tmp_path / "images.tar.zst"))  # MedTrinity, NIH, IU-Xray tarballs
 
 
-def test_medtrinity_reads_no_member_past_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tar_streams_read_no_member_past_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with tarfile.open(tmp_path / "images.tar", "w") as tf:
         for name, size in (("a.jpg", 10), ("b.jpg", 50), ("c.jpg", 5)):
             info = tarfile.TarInfo(name)
             info.size = size
             tf.addfile(info, io.BytesIO(b"x" * size))
-    monkeypatch.setattr(medtrinity, "MAX_MEMBER_BYTES", 20)
-    got = {name: len(data) for name, data in medtrinity._members(tmp_path / "images.tar")}
+    monkeypatch.setattr(tar_stream, "MAX_MEMBER_BYTES", 20)
+    got = {name: len(data) for name, data in iter_members(tmp_path / "images.tar", medtrinity.IMAGE_EXTS)}
     assert got == {"a.jpg": 10, "b.jpg": 21, "c.jpg": 5}  # 21: one over, the decoder's file_too_large

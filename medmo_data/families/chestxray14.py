@@ -8,7 +8,10 @@
   re-splits the box PATIENTS 80/10/10 by a hash of the Patient ID, and every NIH recipe gives every image of
   a box patient that split (so no patient is train in one NIH source and val/test in the other); all other
   images keep the official lists. `-o split=official` restores the official lists everywhere.
-- images: `images/<8 digits>_<3 digits>.png` (NIH box tarballs) or `images_0NN/images/...` (Kaggle).
+- images: `images/<8 digits>_<3 digits>.png` (unpacked NIH Box tarballs) or `images_0NN/images/...` (Kaggle),
+  or the Box tarballs themselves, read in place: `images_001.tar.gz` ... `images_012.tar.gz` at the root or
+  in the `images/` folder the Box download makes (each holds `images/<name>.png`; streamed once, in number
+  order, which is also the label file's order).
 - label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`. Files are matched
   in the label file's spelling (`Pleural_Thickening`); what a model reads and says is `display_label`'s
   ("Pleural Thickening").
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medmo_data.formats.tables import MAX_METADATA_BYTES, read_small
+from medmo_data.formats.tar_stream import Missing, join_archives
 from medmo_data.recipe import Reject, SourceError
 
 LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis", "Hernia",
@@ -157,7 +161,35 @@ def split_assigner(root: Path, options: dict[str, str]) -> Callable[[str, int], 
     return assign
 
 
-def image_index(root: Path) -> dict[str, Path]:
+def image_files(root: Path) -> tuple[dict[str, Path], list[Path]]:
+    """(file name -> path of the unpacked images, []) or, when no image is unpacked, ({}, the Box tarballs
+    `images_NNN.tar.gz` in number order) to stream with `streamed_images`."""
+    index = _unpacked(root)
+    if index:
+        return index, []
+    archives = sorted({*root.glob("images_*.tar.gz"), *root.glob("images/images_*.tar.gz")}, key=lambda p: p.name)
+    if not archives:
+        raise SourceError(f"{root}: no PNG images under images/ or images_*/images/, and no images_NNN.tar.gz")
+    return {}, archives
+
+
+def streamed_images(archives: list[Path], names: list[str], ordered: bool = False
+                    ) -> Iterator[tuple[str, bytes] | Reject]:
+    """(file name, PNG bytes) for each of `names` in the tarballs, in archive order (`ordered`: in the order of
+    `names`, the images waiting on disk until the stream ends; for a few); a name in none of them
+    is a `missing_image` Reject (what the unpacked build rejects it as), a broken tarball a
+    `truncated_archive` one."""
+    for item in join_archives(archives, {n: (n,) for n in names}, (".png",), ordered):
+        if isinstance(item, Missing):
+            yield Reject(item.key.removesuffix(".png"), "missing_image",
+                         f"{item.key}: in none of the {len(archives)} images_NNN.tar.gz archives")
+        elif isinstance(item, Reject):
+            yield item
+        else:
+            yield item[0], item[1][0]
+
+
+def _unpacked(root: Path) -> dict[str, Path]:
     """file name -> path for `images/` and Kaggle's `images_0NN/images/` folders (sorted, first wins)."""
     index: dict[str, Path] = {}
     candidates = [root / "images"] + sorted(root.glob("images_*/images")) + sorted(root.glob("images_*"))
@@ -167,6 +199,4 @@ def image_index(root: Path) -> dict[str, Path]:
         for name in sorted(os.listdir(d)):
             if name.endswith(".png"):
                 index.setdefault(name, d / name)
-    if not index:
-        raise SourceError(f"{root}: no PNG images under images/ or images_*/images/")
     return index
