@@ -4,7 +4,7 @@ Get it from https://nihcc.app.box.com/v/ChestXray-NIHCC: `BBox_List_2017.csv`, `
 (or `Data_Entry_2017.csv`), `train_val_list.txt`, `test_list.txt` and `images_001.tar.gz` ...
 `images_012.tar.gz`, unpacked into `images/` (Kaggle's `images_0NN/images/` also works) or left packed: the
 tarballs are then streamed once and the 880 box images wait in a temporary folder, so samples come out in
-the box list's order, as from the unpacked images. Usage is
+the box list's order, as from the unpacked images; a re-packaging's `images_NNN.zip` are read in place too. Usage is
 unrestricted with a link, acknowledgement of the NIH Clinical Center and a citation.
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
@@ -90,7 +90,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if isinstance(e, Entry):
             entries[e.image] = e
     split_of = split_assigner(root, options)
-    images, archives = image_files(root)
+    image_of, archives = image_files(root)
     in_archives: dict[str, Any] = {}  # image name -> its sample's parts, while the tarballs stream
     per_image: dict[str, list[tuple[str, list[float]]]] = {}
     for item in _box_rows(box_file):
@@ -119,9 +119,9 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             yield Reject(sid, "not_in_split_lists", f"{name} is in neither train_val_list.txt nor test_list.txt")
             continue
         parts = (sid, split, objs, entry)
-        if archives:
-            in_archives[name] = parts
+        if image_of:
+            yield _sample(*parts, image_of(name))
         else:
-            yield _sample(*parts, ImageSource(path=str(images.get(name, root / "images" / name)), mode="L"))
+            in_archives[name] = parts
     for item in streamed_images(archives, list(in_archives), ordered=True):
         yield item if isinstance(item, Reject) else _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))

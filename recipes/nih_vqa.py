@@ -4,7 +4,8 @@
 https://nihcc.app.box.com/v/ChestXray-NIHCC: `Data_Entry_2017_v2020.csv` (or `Data_Entry_2017.csv`; both
 header variants), `train_val_list.txt` / `test_list.txt` (the official patient-level split) and the
 images under `images/` (or Kaggle's `images_0NN/images/`), or still in the Box tarballs `images_NNN.tar.gz`
-(read in place, streamed once). Not the NLM VQA-Med 2020 set.
+(read in place, streamed once: samples come in the tarballs' order) or in a re-packaging's `images_NNN.zip`
+(read in place). Not the NLM VQA-Med 2020 set.
 The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
 the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
 holds them as a sorted list for a set-based reward. Labels are written as words (`Pleural_Thickening` ->
@@ -66,7 +67,7 @@ def _sample(e: Entry, split: str, img: ImageSource) -> RawSample:
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     split_of = split_assigner(root, options)
-    images, archives = image_files(root)
+    image_of, archives = image_files(root)
     in_archives: dict[str, tuple[Entry, str]] = {}  # image name -> its row, while the tarballs stream
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Reject):
@@ -77,8 +78,8 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         split = split_of(e.image, e.patient)
         if split is None:
             yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
-        elif not archives:
-            yield _sample(e, split, ImageSource(path=str(images.get(e.image, root / "images" / e.image)), mode="L"))
+        elif image_of:
+            yield _sample(e, split, image_of(e.image))
         elif e.image in in_archives:  # the unpacked build writes both and rejects the second as a duplicate
             yield Reject(sid, "duplicate_id", f"{e.image}: a second row in the label file")
         else:

@@ -1,4 +1,5 @@
 import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -194,3 +195,27 @@ def test_no_images_and_no_tarballs_is_a_clear_error(tmp_path):
 
     with pytest.raises(SourceError, match="no images_NNN.tar.gz"):
         image_files(tmp_path)
+
+
+def test_image_zips_are_read_in_place(tmp_path):
+    """The zips `images_NNN.zip` a re-packaging ships instead of the tarballs (members under any prefix, here
+    `images/`), in the `images/` folder: looked up by base name, the same shards as the unpacked images."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("nih_chestxray_bbox", tmp_path / "raw")
+    names = ("nih_chestxray_bbox", "nih_vqa")
+    for name in names:
+        build(get_recipe(name), raw, BuildOptions(output=tmp_path / "a"))
+    pngs = sorted((raw / "images").glob("*.png"))
+    for i, part in enumerate((pngs[:10], pngs[10:])):
+        with zipfile.ZipFile(raw / "images" / f"images_{i + 1:03d}.zip", "w") as z:
+            for p in part:
+                z.write(p, f"images/{p.name}")
+                p.unlink()
+    for name in names:
+        build(get_recipe(name), raw, BuildOptions(output=tmp_path / "b"))
+        assert shard_digests(tmp_path / "b" / name) == shard_digests(tmp_path / "a" / name)
+        assert shard_digests(tmp_path / "b" / name)

@@ -11,7 +11,8 @@
 - images: `images/<8 digits>_<3 digits>.png` (unpacked NIH Box tarballs) or `images_0NN/images/...` (Kaggle),
   or the Box tarballs themselves, read in place: `images_001.tar.gz` ... `images_012.tar.gz` at the root or
   in the `images/` folder the Box download makes (each holds `images/<name>.png`; streamed once, in number
-  order, which is also the label file's order).
+  order, which is also the label file's order), or the zips `images_NNN.zip` of the HF re-packaging
+  (`alkzar90/NIH-Chest-X-ray-dataset`, `data/images/`; members looked up by base name, in place).
 - label vocabulary: the 14 findings of the label file; the box list spells `Infiltrate`. Files are matched
   in the label file's spelling (`Pleural_Thickening`); what a model reads and says is `display_label`'s
   ("Pleural Thickening").
@@ -23,18 +24,20 @@ import csv
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import MAX_METADATA_BYTES, read_small
 from medmo_data.formats.tar_stream import Missing, join_archives
-from medmo_data.recipe import Reject, SourceError
+from medmo_data.recipe import ImageSource, Reject, SourceError
 
 LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis", "Hernia",
           "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax")
 NO_FINDING = "No Finding"
 # Box-list spellings -> label-file spellings.
 ALIASES = {"Infiltrate": "Infiltration"}
+ZIP_GLOBS = ("images_*.zip", "images/images_*.zip", "data/images/images_*.zip")  # the HF re-packaging's
 DATA_ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 BOX_LIST = "BBox_List_2017.csv"
 SPLIT_MODES = ("boxes", "official")
@@ -161,16 +164,24 @@ def split_assigner(root: Path, options: dict[str, str]) -> Callable[[str, int], 
     return assign
 
 
-def image_files(root: Path) -> tuple[dict[str, Path], list[Path]]:
-    """(file name -> path of the unpacked images, []) or, when no image is unpacked, ({}, the Box tarballs
-    `images_NNN.tar.gz` in number order) to stream with `streamed_images`."""
+ImageLookup = Callable[[str], ImageSource]  # file name -> the image, as grey ("a few are RGBA")
+
+
+def image_files(root: Path) -> tuple[ImageLookup | None, list[Path]]:
+    """Where the images are: (a lookup by file name, []) for unpacked folders or the hub re-packaging's
+    `images_NNN.zip` (read in place, by base name); else (None, the Box tarballs `images_NNN.tar.gz` in
+    number order) to stream with `streamed_images`."""
     index = _unpacked(root)
     if index:
-        return index, []
+        return lambda name: ImageSource(path=str(index.get(name, root / "images" / name)), mode="L"), []
+    zips = ReleaseTree.in_zips(root, ZIP_GLOBS)
+    if zips.members:
+        return lambda name: replace(zips.image(name), mode="L"), []
     archives = sorted({*root.glob("images_*.tar.gz"), *root.glob("images/images_*.tar.gz")}, key=lambda p: p.name)
     if not archives:
-        raise SourceError(f"{root}: no PNG images under images/ or images_*/images/, and no images_NNN.tar.gz")
-    return {}, archives
+        raise SourceError(f"{root}: no PNG images under images/ or images_*/images/, and no images_NNN.tar.gz "
+                          "or images_NNN.zip")
+    return None, archives
 
 
 def streamed_images(archives: list[Path], names: list[str], ordered: bool = False

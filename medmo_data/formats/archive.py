@@ -72,10 +72,20 @@ class ReleaseTree:
         self.members: list[tuple[zipfile.ZipFile, str, str]] = []  # (zip, its prefix, label for messages)
         self._flat: dict[str, tuple[int, str]] | None = None
         self._keep: list[IO[bytes]] = []  # temporary copies of nested zips
-        if self.dir.is_dir():
-            return
-        wanted = list(prefixes) or [f"{folder}/"]
-        for pattern in zips or (f"{folder}.zip",):
+        if not self.dir.is_dir():
+            self._open_zips(root, zips or (f"{folder}.zip",), list(prefixes) or [f"{folder}/"], flat)
+
+    @classmethod
+    def in_zips(cls, root: Path, zips: Sequence[str]) -> ReleaseTree:
+        """The members of the zips `zips` (globs under root), looked up by base name, whatever folders exist
+        beside them (NIH's `images/` may hold the zips themselves)."""
+        tree = cls.__new__(cls)
+        tree.dir, tree.members, tree._flat, tree._keep = root / "(zips)", [], None, []
+        tree._open_zips(root, zips, [], True)
+        return tree
+
+    def _open_zips(self, root: Path, zips: Sequence[str], wanted: Sequence[str], flat: bool) -> None:
+        for pattern in zips:
             for path in sorted(root.glob(pattern)):
                 if path.is_file() and zipfile.is_zipfile(path):  # is_file: a FIFO is never opened
                     self._add(zipfile.ZipFile(path), wanted, str(path), flat)
