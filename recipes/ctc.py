@@ -3,7 +3,8 @@ masks for some frames (Maška et al., Nat. Methods 2023; Ulman et al., Nat. Meth
 
 Get the training datasets from celltrackingchallenge.net (one zip per dataset, e.g. `Fluo-N2DH-SIM+`,
 `PhC-C2DH-U373`); CTC terms of use (text UNVERIFIED), cite the papers. Layout read (the input is one
-dataset folder or a folder of them): `<Dataset>/01/t000.tif` raw frames (16-bit TIFF, 3 or 4 digits),
+dataset folder, a folder of them, or a folder of the download zips, read in place: `Fluo-N2DH-SIM+.zip`
+holds `Fluo-N2DH-SIM+/...`): `<Dataset>/01/t000.tif` raw frames (16-bit TIFF, 3 or 4 digits),
 `<Dataset>/01_GT/SEG/man_seg000.tif` gold instance masks (16-bit, 0 = background) for SOME frames, and
 for 3-D sets `man_seg_TTT_ZZZ.tif` (one annotated slice z of frame t). `02/`, `02_GT/` = second sequence.
 Samples: one detection sample per frame that HAS a segmentation mask (frames without one are never read);
@@ -19,13 +20,16 @@ moves every frame of sequence 02 to `val` (frames of one sequence never straddle
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from medmo_data.families import cells
+from medmo_data.formats.archive import ReleaseTree
+from medmo_data.formats.tables import FileRefused
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -38,30 +42,52 @@ KIND = {"Fluo": "fluorescence", "PhC": "phase-contrast", "DIC": "differential in
         "BF": "bright-field"}
 
 
-def seg_dirs(root: Path, truth: str) -> list[Path]:
-    suffix = "_GT" if truth == "gold" else "_ST"
-    found = sorted(p for p in root.rglob("SEG") if p.is_dir() and p.parent.name.endswith(suffix))
+SEG_MASK = re.compile(r"^(?:(.*)/)?([^/]+)_(GT|ST)/SEG/(man_seg[^/]*\.tif)$")  # <Dataset>/01_GT/SEG/<mask>
+
+
+def release(root: Path) -> ReleaseTree:
+    """The datasets unpacked under `root` (or `root` one dataset folder), else the download zips beside each
+    other in `root`, read in place (`Fluo-N2DH-SIM+.zip` holds `Fluo-N2DH-SIM+/01/t000.tif`, ...)."""
+    if any(p.is_dir() for p in root.rglob("SEG")):
+        return ReleaseTree(root, "")
+    return ReleaseTree.in_zips(root, ("*.zip",), flat=False)
+
+
+def seg_masks(tree: ReleaseTree, root: Path, truth: str) -> list[tuple[str, str, str, str]]:
+    """(dataset, sequence, folder of the dataset, mask name) of every `<seq>_GT/SEG/man_seg*.tif` (`_ST` for
+    silver truth), sorted by folder then name."""
+    suffix = "GT" if truth == "gold" else "ST"
+    found = []
+    for name in tree.names():
+        m = SEG_MASK.match(name)
+        if m and m.group(3) == suffix:
+            folder = m.group(1) or ""
+            found.append((PurePosixPath(folder).name or root.name, m.group(2), folder, m.group(4)))
     if not found:
-        raise SourceError(f"{root}: no <sequence>{suffix}/SEG folder (Cell Tracking Challenge layout)")
+        raise SourceError(f"{root}: no <sequence>_{suffix}/SEG folder (Cell Tracking Challenge layout, unpacked "
+                          "or in the download zips)")
     return found
 
 
-def _frame_source(raw: Path, z: int | None, mask_shape: tuple[int, ...]) -> ImageSource | str:
-    """The raw frame (slice z of a 3-D frame) as an ImageSource, or a reason why it cannot be used."""
+def _frame_source(raw: Path | bytes, name: str, z: int | None, mask_shape: tuple[int, ...]) -> ImageSource | str:
+    """The raw frame (slice z of a 3-D frame; a file, or a zip member's bytes) as an ImageSource, or a reason
+    why it cannot be used."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(raw) as tif:
+        with tifffile.TiffFile(io.BytesIO(raw) if isinstance(raw, bytes) else raw) as tif:
             if z is None:
                 shape = tif.pages[0].shape
                 if len(tif.pages) > 1 or tuple(shape) != tuple(mask_shape):
-                    return f"raw frame {raw.name} pages {len(tif.pages)} x {shape} vs mask {mask_shape}"
+                    return f"raw frame {name} pages {len(tif.pages)} x {shape} vs mask {mask_shape}"
+                if isinstance(raw, bytes):
+                    return ImageSource(data=raw, normalize="percentile")
                 return ImageSource(path=str(raw), normalize="percentile")
             if z >= len(tif.pages):
-                return f"slice {z} outside the {len(tif.pages)} pages of {raw.name}"
+                return f"slice {z} outside the {len(tif.pages)} pages of {name}"
             plane = tif.pages[z].asarray()
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types on bad files
-        return f"unreadable raw frame {raw.name}: {exc}"
+        return f"unreadable raw frame {name}: {exc}"
     if plane.shape != mask_shape:
         return f"raw slice {plane.shape} vs mask {mask_shape}"
     return ImageSource(array=np.ascontiguousarray(plane), normalize="percentile")
@@ -73,33 +99,38 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     if truth not in ("gold", "silver"):
         raise SourceError(f"option truth must be 'gold' or 'silver', got {truth!r}")
     holdout = options.get("holdout", "")
-    for seg in seg_dirs(root, truth):
-        seq_dir = seg.parent.parent / seg.parent.name.rsplit("_", 1)[0]
-        dataset = seg.parent.parent.name
-        seq = seq_dir.name
+    tree = release(root)
+    zipped = bool(tree.members)
+    for dataset, seq, folder, name in seg_masks(tree, root, truth):
         kind = next((v for k, v in KIND.items() if dataset.startswith(k)), "light")
         prompt = cells.detection_prompt("cell", f"{kind} microscopy frame")
         split = "val" if holdout and seq == holdout else "train"
-        for mpath in sorted(seg.glob("man_seg*.tif")):
-            m = MASK.match(mpath.name)
-            sid = f"{dataset}/{seq}/{mpath.stem}"
-            if not m:
-                yield Reject(sid, "bad_filename", f"{mpath.name} is not man_segT.tif or man_seg_T_Z.tif")
-                continue
-            t, z = m.group(1), (int(m.group(2)) if m.group(2) else None)
-            raw = seq_dir / f"t{t}.tif"
-            if not raw.exists():
-                yield Reject(sid, "missing_image", f"{raw} does not exist")
-                continue
-            mask = cells.load_mask_2d(mpath, sid, "volume_mask")
-            if isinstance(mask, Reject):
-                yield mask
-                continue
-            src = _frame_source(raw, z, mask.shape)
-            if isinstance(src, str):
-                yield Reject(sid, "shape_mismatch", src)
-                continue
-            meta = {"dataset": dataset, "sequence": seq, "frame": int(t), "slice": -1 if z is None else z,
-                    "truth": truth}
-            yield cells.detection_sample(sid, split, [src], cells.mask_objects(mask, "cell"), prompt, max_boxes,
-                                         meta)
+        at = f"{folder}/" if folder else ""
+        mask_rel = f"{at}{seq}_{'GT' if truth == 'gold' else 'ST'}/SEG/{name}"
+        m = MASK.match(name)
+        sid = f"{dataset}/{seq}/{name.removesuffix('.tif')}"
+        if not m:
+            yield Reject(sid, "bad_filename", f"{name} is not man_segT.tif or man_seg_T_Z.tif")
+            continue
+        t, z = m.group(1), (int(m.group(2)) if m.group(2) else None)
+        raw_rel = f"{at}{seq}/t{t}.tif"
+        if not tree.exists(raw_rel):
+            yield Reject(sid, "missing_image", f"{tree.where(raw_rel)} does not exist")
+            continue
+        try:
+            mask = cells.load_mask_2d(Path(tree.where(mask_rel)), sid, "volume_mask", tree.read_bytes(mask_rel))
+            raw: Path | bytes = tree.read_bytes(raw_rel) if zipped else tree.dir / raw_rel
+        except FileRefused as exc:  # a FIFO or device, or over the cap: this frame only
+            yield Reject(sid, exc.reason, str(exc))
+            continue
+        if isinstance(mask, Reject):
+            yield mask
+            continue
+        src = _frame_source(raw, f"t{t}.tif", z, mask.shape)
+        if isinstance(src, str):
+            yield Reject(sid, "shape_mismatch", src)
+            continue
+        meta = {"dataset": dataset, "sequence": seq, "frame": int(t), "slice": -1 if z is None else z,
+                "truth": truth}
+        yield cells.detection_sample(sid, split, [src], cells.mask_objects(mask, "cell"), prompt, max_boxes,
+                                     meta)

@@ -59,3 +59,28 @@ def test_show_boxes_on_objects(built):
     for sid in (F0, F2, TOUCH, SLICE):
         assert_boxes_on_objects(s[sid]["json"], s[sid])
     assert_show_grid(tmp / "out" / "ctc", tmp / "grid.png")
+
+
+def test_download_zips_read_in_place(tmp_path):
+    """celltrackingchallenge.net ships one zip per dataset holding `<Dataset>/01/t000.tif`, `01_GT/SEG/...`
+    (`unzip Fluo-N2DH-SIM+.zip` makes the folder). Left zipped, both datasets give the unpacked build's shards byte for byte."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests, zip_folder
+
+    raw = make("ctc", tmp_path / "raw")
+    unpacked = build(get_recipe("ctc"), raw, BuildOptions(output=tmp_path / "a"))
+    for ds in ("Fluo-N2DH-SIM+", "Fluo-N3DH-SIM+"):
+        zip_folder(raw / ds, raw / f"{ds}.zip", f"{ds}/")
+    assert sorted(p.name for p in raw.iterdir()) == ["Fluo-N2DH-SIM+.zip", "Fluo-N3DH-SIM+.zip"]
+    zipped = build(get_recipe("ctc"), raw, BuildOptions(output=tmp_path / "b"))
+    assert zipped.manifest["counts"] == unpacked.manifest["counts"]
+    assert zipped.manifest["rejects_by_reason"] == unpacked.manifest["rejects_by_reason"]
+    a, b = (by_id(read_samples(tmp_path / d / "ctc")) for d in "ab")
+    assert set(a) == set(b) == {F0, F2, TOUCH, SLICE}
+    for sid in a:
+        ja, jb = a[sid]["json"], b[sid]["json"]
+        assert ja["objects"] == jb["objects"] and ja["meta"] == jb["meta"] and ja["images"] == jb["images"]
+        assert a[sid]["0.png"] == b[sid]["0.png"]
+    assert shard_digests(tmp_path / "b" / "ctc") == shard_digests(tmp_path / "a" / "ctc")

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,17 +38,19 @@ def max_boxes_option(options: Mapping[str, Any], default: int = DEFAULT_MAX_BOXE
     return value
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """An instance-label image (16-bit TIFF or PNG) as an integer array; raises ValueError when unreadable."""
+def read_mask(path: Path, data: bytes | None = None) -> np.ndarray:
+    """An instance-label image (16-bit TIFF or PNG, by `path`'s suffix) as an integer array, from `data` when
+    given (a zip member) else from `path`; raises ValueError when unreadable."""
+    src = io.BytesIO(data) if data is not None else path
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            arr = tifffile.imread(path)
+            arr = tifffile.imread(src)
         else:
             from PIL import Image
 
-            with Image.open(path) as img:
+            with Image.open(src) as img:
                 arr = np.asarray(img)
     except FileNotFoundError:
         raise
@@ -58,10 +61,11 @@ def read_mask(path: Path) -> np.ndarray:
     return arr
 
 
-def load_mask_2d(path: Path, sid: str, volume_reason: str = "bad_shape") -> np.ndarray | Reject:
+def load_mask_2d(path: Path, sid: str, volume_reason: str = "bad_shape", data: bytes | None = None
+                 ) -> np.ndarray | Reject:
     """A 2-D instance mask, or the Reject that says why it cannot be one (unreadable, or a volume)."""
     try:
-        mask = read_mask(path)
+        mask = read_mask(path, data)
     except ValueError as exc:
         return Reject(sid, "corrupt_mask", str(exc))
     if mask.ndim != 2:

@@ -76,13 +76,26 @@ class ReleaseTree:
             self._open_zips(root, zips or (f"{folder}.zip",), list(prefixes) or [f"{folder}/"], flat)
 
     @classmethod
-    def in_zips(cls, root: Path, zips: Sequence[str]) -> ReleaseTree:
-        """The members of the zips `zips` (globs under root), looked up by base name, whatever folders exist
-        beside them (NIH's `images/` may hold the zips themselves)."""
+    def in_zips(cls, root: Path, zips: Sequence[str], flat: bool = True) -> ReleaseTree:
+        """The members of the zips `zips` (globs under root), whatever folders exist beside them (NIH's
+        `images/` may hold the zips themselves): looked up by base name, or (`flat=False`) by their whole
+        name (every zip's members from the top)."""
         tree = cls.__new__(cls)
         tree.dir, tree.members, tree._flat, tree._keep = root / "(zips)", [], None, []
-        tree._open_zips(root, zips, [], True)
+        tree._open_zips(root, zips, [""], flat)
         return tree
+
+    def names(self) -> list[str]:
+        """Every file of the tree, as the names `read_bytes` takes (base names in a flat tree), sorted by
+        path parts (the order of sorted `Path`s)."""
+        if not self.members:
+            found = [p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file()]
+        elif self._flat is not None:
+            found = list(self._flat)
+        else:
+            found = [n[len(prefix):] for zf, prefix, _ in self.members for n in zf.namelist()
+                     if n.startswith(prefix) and not n.endswith("/")]
+        return sorted(dict.fromkeys(found), key=lambda n: PurePosixPath(n).parts)
 
     def _open_zips(self, root: Path, zips: Sequence[str], wanted: Sequence[str], flat: bool) -> None:
         for pattern in zips:
