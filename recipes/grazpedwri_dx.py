@@ -18,18 +18,25 @@ Traps handled: class 8 `text` marks burned-in markers, not a finding, so its box
 patients are hashed 80/10/10 into train/val/test (all images of a patient share a split). An image whose
 label file exists but holds no finding is a real negative ("no fracture, no anomaly") and is kept with the
 answer `None found.`; a MISSING label file is rejected (`missing_labels`), it may just be unannotated.
-MedMO read the Supervisely JSON export of the same boxes (same min/max-of-points boxes); not read here.
+Labels (`-o labels=yolo|supervisely`; default the YOLO folder when present, else the Supervisely one):
+MedMO read the Supervisely JSON export of the same boxes, `folder_structure/supervisely/wrist/ann/
+<filestem>.png.json` (Supervisely's `<image name>.json`; any `folder_structure/supervisely/*/ann/` is looked
+in): `objects[]` with `classTitle` and `points.exterior`, box = min/max of the points (what MedMO did).
+Class titles are matched to the YOLO ids ignoring case, spaces, `_` and `-`; `text` markers and the `axis`
+lines MedMO skipped never enter a sample; any other title is an `unknown_label` reject.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families import yolo
-from medmo_data.formats.tables import iter_csv
+from medmo_data.formats.tables import FileRefused, iter_csv, read_small
+from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.render import HINT, NO_OBJECTS
 from medmo_data.schema import image, objects, turn
@@ -42,12 +49,14 @@ INFO = SourceInfo(
 )
 CLASSES = ["boneanomaly", "bonelesion", "foreignbody", "fracture", "metal", "periostealreaction",
            "pronatorsign", "softtissue", "text"]
-NOT_FINDINGS = {"text"}
+NOT_FINDINGS = {"text", "axis"}  # burned-in markers; the Supervisely export's bone-axis lines
 # YOLO class id -> the words a model should say (and the prompt lists).
 DISPLAY = {"boneanomaly": "bone anomaly", "bonelesion": "bone lesion", "foreignbody": "foreign body",
            "fracture": "fracture", "metal": "metal", "periostealreaction": "periosteal reaction",
            "pronatorsign": "pronator sign", "softtissue": "soft-tissue swelling"}
 LABELS = "folder_structure/yolov5/labels"
+SUPERVISELY_ANN = "folder_structure/supervisely/*/ann"
+Found = list[tuple[str, list[float]]]  # (class id as in CLASSES, XYXY box in source pixels) per labelled object
 IMAGE_DIRS = ("images", "images_part*")
 STEM = re.compile(r"^(\d{4})_(\d{10})_(\d{2})_WRI-([LR])([12])_([MF])(\d{3})$")
 PROMPT = ("Locate every finding in this paediatric wrist radiograph (" + ", ".join(
@@ -84,10 +93,53 @@ def image_index(root: Path) -> dict[str, Path]:
     return index
 
 
+def _yolo_objects(root: Path, stem: str, path: Path, names: list[str]) -> Found:
+    width, height = yolo.image_size(path)
+    found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)
+    unknown = [b.cls for b in found if b.cls >= len(names)]
+    if unknown:
+        raise yolo.YoloError("unknown_label", f"class id {unknown[0]} outside the {len(names)} classes")
+    return [(names[b.cls], b.bbox) for b in found]
+
+
+def _compact(title: str) -> str:
+    return re.sub(r"[\s_\-]+", "", title).lower()
+
+
+def _supervisely_objects(ann_dirs: list[Path], stem: str) -> Found:
+    """Objects of `<stem>.png.json` (or `<stem>.json`) in the first ann folder holding it."""
+    path = next((d / n for d in ann_dirs for n in (f"{stem}.png.json", f"{stem}.json") if (d / n).exists()), None)
+    if path is None:
+        raise yolo.YoloError("missing_labels", f"no {stem}.png.json in {', '.join(map(str, ann_dirs))}")
+    try:
+        objects = json.loads(read_small(path))["objects"]
+        out: Found = []
+        for k, obj in enumerate(objects):
+            title = _compact(str(obj.get("classTitle", "")))
+            if title not in CLASSES and title not in NOT_FINDINGS:
+                raise yolo.YoloError("unknown_label", f"{path}: objects[{k}].classTitle {obj.get('classTitle')!r}")
+            out.append((title, boxes.from_points(obj["points"]["exterior"])))
+    except FileRefused as exc:
+        raise yolo.YoloError(exc.reason, str(exc)) from exc
+    except (ValueError, KeyError, TypeError, AttributeError, boxes.BoxError) as exc:
+        if isinstance(exc, yolo.YoloError):
+            raise
+        raise yolo.YoloError("malformed_label", f"{path}: not a Supervisely annotation ({type(exc).__name__}: "
+                                                f"{exc})") from exc
+    return out
+
+
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     require(root / "dataset.csv", "dataset.csv")
-    require(root / LABELS, "YOLO label folder")
-    names = [DISPLAY.get(n, n) for n in class_names(root)]
+    ann_dirs = sorted(p for p in root.glob(SUPERVISELY_ANN) if p.is_dir())
+    source = options.get("labels", "yolo" if (root / LABELS).is_dir() or not ann_dirs else "supervisely")
+    if source not in ("yolo", "supervisely"):
+        raise SourceError(f"option labels must be yolo or supervisely, got {source!r}")
+    if source == "yolo":
+        require(root / LABELS, "YOLO label folder")
+        names = class_names(root)
+    elif not ann_dirs:
+        raise SourceError(f"{root}: no {SUPERVISELY_ANN} folder (the Supervisely export) for labels=supervisely")
     images = image_index(root)
     if not images:
         raise SourceError(f"{root}: no PNG under images/ or images_part1/ ... images_part4/ (the unpacked "
@@ -108,16 +160,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             continue
         path = images.get(stem, root / "images_part1" / f"{stem}.png")
         try:
-            width, height = yolo.image_size(path)
-            found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)
+            found = _yolo_objects(root, stem, path, names) if source == "yolo" else _supervisely_objects(ann_dirs, stem)
         except yolo.YoloError as exc:
             yield Reject(stem, exc.reason, exc.detail)
             continue
-        unknown = [b.cls for b in found if b.cls >= len(names)]
-        if unknown:
-            yield Reject(stem, "unknown_label", f"class id {unknown[0]} outside the {len(names)} classes")
-            continue
-        objs = [{"image": 0, "label": names[b.cls], "bbox": b.bbox} for b in found if names[b.cls] not in NOT_FINDINGS]
+        objs = [{"image": 0, "label": DISPLAY.get(c, c), "bbox": b} for c, b in found if c not in NOT_FINDINGS]
         answer = turn("assistant", objects()) if objs else turn("assistant", NO_OBJECTS)
         yield RawSample(
             id=stem, split=patient_split(m.group(1), val_pct, test_pct), task="grounding",
@@ -127,5 +174,5 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             meta={"patient": int(m.group(1)), "study": int(m.group(3)), "side": m.group(4),
                   "view": int(m.group(5)), "gender": m.group(6), "age": _age(row.get("age"), m.group(7)),
                   "ao_classification": (row.get("ao_classification") or "").strip(),
-                  "text_boxes": sum(names[b.cls] in NOT_FINDINGS for b in found)},
+                  "text_boxes": sum(c == "text" for c, _ in found)},
         )

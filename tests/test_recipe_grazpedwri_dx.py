@@ -130,3 +130,37 @@ def test_images_part_folders_or_one_merged_folder(tmp_path):
     shutil.rmtree(raw / "images")
     with pytest.raises(SourceError, match="images_part1/"):
         list(get_recipe("grazpedwri_dx").records(raw, {}))
+
+
+def test_supervisely_export_gives_the_yolo_samples(tmp_path):
+    """MedMO read the Supervisely JSON export (`folder_structure/supervisely/wrist/ann/<stem>.png.json`):
+    without the YOLO folder it is read instead, box = min/max of `points.exterior`, `axis` lines and `text`
+    markers left out, and the samples equal the YOLO build's; the same images are rejected for the same
+    reasons."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import grazpedwri_dx as fx
+
+    yolo_res = build_fixture("grazpedwri_dx", tmp_path)
+    raw = tmp_path / "sly"
+    raw.mkdir()
+    fx.make_supervisely(raw)
+    res = build(get_recipe("grazpedwri_dx"), raw, BuildOptions(output=tmp_path / "sly_out"))
+    assert res.manifest["counts"] == yolo_res.manifest["counts"]
+    assert res.manifest["rejects_by_reason"] == yolo_res.manifest["rejects_by_reason"]
+    a = by_id(read_samples(tmp_path / "out" / "grazpedwri_dx"))
+    b = by_id(read_samples(tmp_path / "sly_out" / "grazpedwri_dx"))
+    assert set(a) == set(b) == {R1, R2, L1, L2, V1}
+    for sid in a:
+        assert boxes_of(b[sid]["json"]) == [(o["label"], o["bbox"]) for o in a[sid]["json"]["objects"]]
+        assert b[sid]["json"]["meta"] == a[sid]["json"]["meta"]
+    assert [o["label"] for o in b[L1]["json"]["objects"]] == ["periosteal reaction"]
+
+
+def test_labels_option_names_the_supervisely_folder(tmp_path):
+    from medmo_data.recipe import SourceError, get_recipe
+    from tests.fixtures import make
+
+    raw = make("grazpedwri_dx", tmp_path / "raw")
+    with pytest.raises(SourceError, match="supervisely"):
+        list(get_recipe("grazpedwri_dx").records(raw, {"labels": "supervisely"}))
