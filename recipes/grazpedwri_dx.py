@@ -4,9 +4,10 @@ seven other findings (Nagy et al., Sci. Data 2022).
 Get it from figshare (article 14825193). Licence CC BY 4.0 (paper). Files read:
 - `dataset.csv` (`filestem,patient_id,study_number,timehash,gender,age,laterality,projection,...`);
 - `images_part1/` ... `images_part4/<filestem>.png` as the four figshare image zips unpack (the folder names
-  public preparation scripts read), or one merged `images/` folder; PNGs are found by file stem anywhere below
-  these folders (grey PNG; 8- and 16-bit both accepted: 8-bit passes through, 16-bit is scaled by its own
-  min/max);
+  public preparation scripts read), or one merged `images/` folder, or the zips themselves left packed
+  (`images_part*.zip`, names as the folders suggest, UNVERIFIED; members looked up by file name, in place);
+  PNGs are found by file stem anywhere below these folders (grey PNG; 8- and 16-bit both accepted: 8-bit
+  passes through, 16-bit is scaled by its own min/max);
 - `folder_structure/yolov5/labels/<filestem>.txt`, YOLO `class cx cy w h` normalised, classes from
   `folder_structure/yolov5/meta.yaml` when present, else the 9 classes of every public YAML, in order:
   boneanomaly, bonelesion, foreignbody, fracture, metal, periostealreaction, pronatorsign, softtissue, text.
@@ -35,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families import yolo
+from medmo_data.formats.archive import ReleaseTree
 from medmo_data.formats.tables import FileRefused, iter_csv, read_small
 from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
@@ -58,6 +60,7 @@ LABELS = "folder_structure/yolov5/labels"
 SUPERVISELY_ANN = "folder_structure/supervisely/*/ann"
 Found = list[tuple[str, list[float]]]  # (class id as in CLASSES, XYXY box in source pixels) per labelled object
 IMAGE_DIRS = ("images", "images_part*")
+IMAGE_ZIPS = ("images_part*.zip", "images.zip")  # left packed: members looked up by file name, in place
 STEM = re.compile(r"^(\d{4})_(\d{10})_(\d{2})_WRI-([LR])([12])_([MF])(\d{3})$")
 PROMPT = ("Locate every finding in this paediatric wrist radiograph (" + ", ".join(
     DISPLAY[c] for c in ("fracture", "boneanomaly", "bonelesion", "foreignbody", "metal", "periostealreaction",
@@ -93,8 +96,8 @@ def image_index(root: Path) -> dict[str, Path]:
     return index
 
 
-def _yolo_objects(root: Path, stem: str, path: Path, names: list[str]) -> Found:
-    width, height = yolo.image_size(path)
+def _yolo_objects(root: Path, stem: str, img: ImageSource, names: list[str]) -> Found:
+    width, height = yolo.image_size(Path(img.path or f"{stem}.png"), img.data)
     found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)
     unknown = [b.cls for b in found if b.cls >= len(names)]
     if unknown:
@@ -141,9 +144,10 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     elif not ann_dirs:
         raise SourceError(f"{root}: no {SUPERVISELY_ANN} folder (the Supervisely export) for labels=supervisely")
     images = image_index(root)
-    if not images:
+    zips = None if images else ReleaseTree.in_zips(root, IMAGE_ZIPS)
+    if zips is not None and not zips.members:
         raise SourceError(f"{root}: no PNG under images/ or images_part1/ ... images_part4/ (the unpacked "
-                          "figshare image zips)")
+                          "figshare image zips), and no images_part*.zip")
     val_pct, test_pct = int(options.get("val_pct", 10)), int(options.get("test_pct", 10))
     for item in iter_csv(root / "dataset.csv", required=["filestem", "patient_id"]):
         if isinstance(item, Reject):
@@ -158,9 +162,10 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if row["patient_id"].strip() != str(int(m.group(1))) and row["patient_id"].strip() != m.group(1):
             yield Reject(stem, "bad_filename", f"{rid}: stem patient {m.group(1)} != patient_id {row['patient_id']}")
             continue
-        path = images.get(stem, root / "images_part1" / f"{stem}.png")
+        img = (zips.image(f"{stem}.png") if zips is not None
+               else ImageSource(path=str(images.get(stem, root / "images_part1" / f"{stem}.png"))))
         try:
-            found = _yolo_objects(root, stem, path, names) if source == "yolo" else _supervisely_objects(ann_dirs, stem)
+            found = _yolo_objects(root, stem, img, names) if source == "yolo" else _supervisely_objects(ann_dirs, stem)
         except yolo.YoloError as exc:
             yield Reject(stem, exc.reason, exc.detail)
             continue
@@ -168,7 +173,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         answer = turn("assistant", objects()) if objs else turn("assistant", NO_OBJECTS)
         yield RawSample(
             id=stem, split=patient_split(m.group(1), val_pct, test_pct), task="grounding",
-            images=[ImageSource(path=str(path))],
+            images=[img],
             messages=[turn("user", image(), PROMPT), answer],
             objects=objs, target={"labels": sorted({o["label"] for o in objs})},
             meta={"patient": int(m.group(1)), "study": int(m.group(3)), "side": m.group(4),

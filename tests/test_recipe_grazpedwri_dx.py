@@ -132,6 +132,26 @@ def test_images_part_folders_or_one_merged_folder(tmp_path):
         list(get_recipe("grazpedwri_dx").records(raw, {}))
 
 
+def test_image_zips_left_packed(tmp_path):
+    """The figshare image zips left packed (`images_part1.zip` ..., members under `images_part1/`): read in
+    place by file name, the same shards as the unpacked folders; a PNG in no zip is `missing_image`."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests, zip_folder
+
+    raw = make("grazpedwri_dx", tmp_path / "raw")
+    (raw / "images_part2" / f"{R2}.png").unlink()
+    unpacked = build(get_recipe("grazpedwri_dx"), raw, BuildOptions(output=tmp_path / "a"))
+    for part in ("images_part1", "images_part2"):
+        zip_folder(raw / part, raw / f"{part}.zip", f"{part}/")
+    packed = build(get_recipe("grazpedwri_dx"), raw, BuildOptions(output=tmp_path / "b"))
+    assert unpacked.manifest["rejects_by_reason"]["missing_image"] == 1
+    assert packed.manifest["rejects_by_reason"] == unpacked.manifest["rejects_by_reason"]
+    assert packed.manifest["counts"] == unpacked.manifest["counts"]
+    assert shard_digests(tmp_path / "b" / "grazpedwri_dx") == shard_digests(tmp_path / "a" / "grazpedwri_dx")
+
+
 def test_supervisely_export_gives_the_yolo_samples(tmp_path):
     """MedMO read the Supervisely JSON export (`folder_structure/supervisely/wrist/ann/<stem>.png.json`):
     without the YOLO folder it is read instead, box = min/max of `points.exterior`, `axis` lines and `text`

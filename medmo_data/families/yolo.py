@@ -13,6 +13,7 @@ pre-converted "Bacteria" set). Rules:
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,11 @@ def read_names(path: Path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header only; YOLO boxes need it before any pixel is decoded."""
+def image_size(path: Path, data: bytes | None = None) -> tuple[int, int]:
+    """(width, height) from the image header only (of `data`, a zip member's bytes, when given); YOLO boxes
+    need it before any pixel is decoded."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
             return img.size
     except FileNotFoundError as exc:
         raise YoloError("missing_image", f"{path} does not exist") from exc
