@@ -4,7 +4,9 @@ Get it from https://nihcc.app.box.com/v/ChestXray-NIHCC: `BBox_List_2017.csv`, `
 (or `Data_Entry_2017.csv`), `train_val_list.txt`, `test_list.txt` and `images_001.tar.gz` ...
 `images_012.tar.gz`, unpacked into `images/` (Kaggle's `images_0NN/images/` also works) or left packed: the
 tarballs are then streamed once and the 880 box images wait in a temporary folder, so samples come out in
-the box list's order, as from the unpacked images; a re-packaging's `images_NNN.zip` are read in place too. Usage is
+the box list's order, as from the unpacked images; a re-packaging's `images_NNN.zip` are read in place too (from the hub: `alkzar90/NIH-Chest-X-ray-dataset`, whose
+`data/` holds the same files; the name of its box list is UNVERIFIED: the build stops if it is not
+`BBox_List_2017.csv`). Usage is
 unrestricted with a link, acknowledgement of the NIH Clinical Center and a citation.
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
@@ -29,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from medmo_data.families.chestxray14 import (
+    HUB_FILES,
     Entry,
     canonical_label,
     data_entry_path,
     display_label,
     image_files,
     read_data_entry,
+    release_root,
     split_assigner,
     streamed_images,
 )
@@ -43,6 +47,7 @@ from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, Sourc
 from medmo_data.render import HINT
 from medmo_data.schema import image, objects, turn
 
+HUB_PATTERNS = HUB_FILES  # the HF re-packaging's files, shared by both NIH recipes
 INFO = SourceInfo(
     name="nih_chestxray_bbox", title="NIH ChestX-ray14 bounding boxes", stages=(2, 4), tasks=("grounding",),
     modality="xray", access="open", license="NIH-CC unrestricted (cite Wang et al. 2017)",
@@ -84,6 +89,7 @@ def _sample(sid: str, split: str, objs: list[dict[str, Any]], entry: Entry, img:
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    root = release_root(root)
     box_file = require(root / "BBox_List_2017.csv", "box list BBox_List_2017.csv")
     entries: dict[str, Entry] = {}
     for e in read_data_entry(data_entry_path(root)):

@@ -5,7 +5,8 @@ https://nihcc.app.box.com/v/ChestXray-NIHCC: `Data_Entry_2017_v2020.csv` (or `Da
 header variants), `train_val_list.txt` / `test_list.txt` (the official patient-level split) and the
 images under `images/` (or Kaggle's `images_0NN/images/`), or still in the Box tarballs `images_NNN.tar.gz`
 (read in place, streamed once: samples come in the tarballs' order) or in a re-packaging's `images_NNN.zip`
-(read in place). Not the NLM VQA-Med 2020 set.
+(read in place). From the hub: `alkzar90/NIH-Chest-X-ray-dataset` (its `data/` holds the label file, the split
+lists and `images/images_NNN.zip`). Not the NLM VQA-Med 2020 set.
 The question is one of a fixed set of phrasings (chosen by a hash of the image name, so rebuilds agree);
 the answer lists the findings of `Finding Labels` joined by ", " (or "No Finding"); `target["labels"]`
 holds them as a sorted list for a set-based reward. Labels are written as words (`Pleural_Thickening` ->
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medmo_data.families.chestxray14 import (
+    HUB_FILES,
     LABELS,
     NO_FINDING,
     Entry,
@@ -30,12 +32,14 @@ from medmo_data.families.chestxray14 import (
     display_label,
     image_files,
     read_data_entry,
+    release_root,
     split_assigner,
     streamed_images,
 )
 from medmo_data.formats.tables import vqa_messages
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceInfo
 
+HUB_PATTERNS = HUB_FILES  # the HF re-packaging's files, shared by both NIH recipes
 INFO = SourceInfo(
     name="nih_vqa", title="NIH ChestX-ray14 findings as VQA (NIH-VQA)", stages=(2, 4), tasks=("vqa",),
     modality="xray", access="open", license="NIH-CC unrestricted (cite Wang et al. 2017)",
@@ -66,6 +70,7 @@ def _sample(e: Entry, split: str, img: ImageSource) -> RawSample:
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
+    root = release_root(root)
     split_of = split_assigner(root, options)
     image_of, archives = image_files(root)
     in_archives: dict[str, tuple[Entry, str]] = {}  # image name -> its row, while the tarballs stream

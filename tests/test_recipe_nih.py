@@ -219,3 +219,36 @@ def test_image_zips_are_read_in_place(tmp_path):
         build(get_recipe(name), raw, BuildOptions(output=tmp_path / "b"))
         assert shard_digests(tmp_path / "b" / name) == shard_digests(tmp_path / "a" / name)
         assert shard_digests(tmp_path / "b" / name)
+
+
+def test_hub_repackaging_layout(tmp_path):
+    """`alkzar90/NIH-Chest-X-ray-dataset` as the hub ships it: `data/Data_Entry_2017_v2020.csv`, the split
+    lists and the box list in `data/`, the images in `data/images/images_NNN.zip`. A build pointed at the
+    snapshot gives the unpacked release's shards, and the hub patterns fetch exactly these files."""
+    import fnmatch
+
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("nih_chestxray_bbox", tmp_path / "raw")
+    names = ("nih_chestxray_bbox", "nih_vqa")
+    for name in names:
+        build(get_recipe(name), raw, BuildOptions(output=tmp_path / "a"))
+    snap = tmp_path / "snapshot"
+    (snap / "data" / "images").mkdir(parents=True)
+    (snap / "README.md").write_text("# NIH Chest X-ray dataset\n")
+    for f in raw.glob("*.*"):
+        f.rename(snap / "data" / f.name)
+    pngs = sorted((raw / "images").glob("*.png"))
+    for i, part in enumerate((pngs[:12], pngs[12:])):
+        with zipfile.ZipFile(snap / "data" / "images" / f"images_{i + 1:03d}.zip", "w") as z:
+            for p in part:
+                z.write(p, f"images/{p.name}")
+    files = [p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file()]
+    for name in names:
+        patterns = get_recipe(name).hub_patterns({})
+        assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files)
+        build(get_recipe(name), snap, BuildOptions(output=tmp_path / "b"))
+        assert shard_digests(tmp_path / "b" / name) == shard_digests(tmp_path / "a" / name)

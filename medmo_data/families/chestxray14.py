@@ -62,6 +62,19 @@ def canonical_label(name: str) -> str | None:
     return name if name in LABELS else None
 
 
+HUB_FILES = ["data/*.csv", "data/*.txt", "data/images/images_*.zip", "*.md"]  # alkzar90/NIH-Chest-X-ray-dataset
+
+
+def release_root(root: Path) -> Path:
+    """The folder holding the label file: `root`, or its `data/` in the HF re-packaging
+    (`alkzar90/NIH-Chest-X-ray-dataset`: `data/Data_Entry_2017_v2020.csv`, `data/train_val_list.txt`,
+    `data/test_list.txt`, `data/images/images_001.zip` ...)."""
+    if not any((root / n).exists() for n in DATA_ENTRY_NAMES) and any((root / "data" / n).exists()
+                                                                      for n in DATA_ENTRY_NAMES):
+        return root / "data"
+    return root
+
+
 def data_entry_path(root: Path) -> Path:
     for n in DATA_ENTRY_NAMES:
         if (root / n).exists():
