@@ -54,15 +54,15 @@ def release(root: Path) -> ReleaseTree:
 
 
 def seg_masks(tree: ReleaseTree, root: Path, truth: str) -> list[tuple[str, str, str, str]]:
-    """(dataset, sequence, folder of the dataset, mask name) of every `<seq>_GT/SEG/man_seg*.tif` (`_ST` for
-    silver truth), sorted by folder then name."""
+    """(dataset, sequence, folder of the dataset, mask's name in the tree) of every `<seq>_GT/SEG/man_seg*.tif`
+    (`_ST` for silver truth), sorted by folder then name."""
     suffix = "GT" if truth == "gold" else "ST"
     found = []
     for name in tree.names():
         m = SEG_MASK.match(name)
         if m and m.group(3) == suffix:
             folder = m.group(1) or ""
-            found.append((PurePosixPath(folder).name or root.name, m.group(2), folder, m.group(4)))
+            found.append((PurePosixPath(folder).name or root.name, m.group(2), folder, name))
     if not found:
         raise SourceError(f"{root}: no <sequence>_{suffix}/SEG folder (Cell Tracking Challenge layout, unpacked "
                           "or in the download zips)")
@@ -101,19 +101,18 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     holdout = options.get("holdout", "")
     tree = release(root)
     zipped = bool(tree.members)
-    for dataset, seq, folder, name in seg_masks(tree, root, truth):
+    for dataset, seq, folder, mask_rel in seg_masks(tree, root, truth):
         kind = next((v for k, v in KIND.items() if dataset.startswith(k)), "light")
         prompt = cells.detection_prompt("cell", f"{kind} microscopy frame")
         split = "val" if holdout and seq == holdout else "train"
-        at = f"{folder}/" if folder else ""
-        mask_rel = f"{at}{seq}_{'GT' if truth == 'gold' else 'ST'}/SEG/{name}"
+        name = PurePosixPath(mask_rel).name
         m = MASK.match(name)
         sid = f"{dataset}/{seq}/{name.removesuffix('.tif')}"
         if not m:
             yield Reject(sid, "bad_filename", f"{name} is not man_segT.tif or man_seg_T_Z.tif")
             continue
         t, z = m.group(1), (int(m.group(2)) if m.group(2) else None)
-        raw_rel = f"{at}{seq}/t{t}.tif"
+        raw_rel = f"{folder}/{seq}/t{t}.tif" if folder else f"{seq}/t{t}.tif"
         if not tree.exists(raw_rel):
             yield Reject(sid, "missing_image", f"{tree.where(raw_rel)} does not exist")
             continue

@@ -115,21 +115,17 @@ def _supervisely_objects(ann_dirs: list[Path], stem: str) -> Found:
     if path is None:
         raise yolo.YoloError("missing_labels", f"no {stem}.png.json in {', '.join(map(str, ann_dirs))}")
     try:
-        objects = json.loads(read_small(path))["objects"]
-        out: Found = []
-        for k, obj in enumerate(objects):
-            title = _compact(str(obj.get("classTitle", "")))
-            if title not in CLASSES and title not in NOT_FINDINGS:
-                raise yolo.YoloError("unknown_label", f"{path}: objects[{k}].classTitle {obj.get('classTitle')!r}")
-            out.append((title, boxes.from_points(obj["points"]["exterior"])))
+        found = [(str(obj.get("classTitle", "")), boxes.from_points(obj["points"]["exterior"]))
+                 for obj in json.loads(read_small(path))["objects"]]
     except FileRefused as exc:
         raise yolo.YoloError(exc.reason, str(exc)) from exc
     except (ValueError, KeyError, TypeError, AttributeError, boxes.BoxError) as exc:
-        if isinstance(exc, yolo.YoloError):
-            raise
         raise yolo.YoloError("malformed_label", f"{path}: not a Supervisely annotation ({type(exc).__name__}: "
                                                 f"{exc})") from exc
-    return out
+    unknown = [t for t, _ in found if _compact(t) not in CLASSES and _compact(t) not in NOT_FINDINGS]
+    if unknown:
+        raise yolo.YoloError("unknown_label", f"{path}: classTitle {unknown[0]!r}")
+    return [(_compact(t), b) for t, b in found]
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:

@@ -4,10 +4,10 @@ Get it from https://nihcc.app.box.com/v/ChestXray-NIHCC: `BBox_List_2017.csv`, `
 (or `Data_Entry_2017.csv`), `train_val_list.txt`, `test_list.txt` and `images_001.tar.gz` ...
 `images_012.tar.gz`, unpacked into `images/` (Kaggle's `images_0NN/images/` also works) or left packed: the
 tarballs are then streamed once and the 880 box images wait in a temporary folder, so samples come out in
-the box list's order, as from the unpacked images; a re-packaging's `images_NNN.zip` are read in place too (from the hub: `alkzar90/NIH-Chest-X-ray-dataset`, whose
-`data/` holds the same files; the name of its box list is UNVERIFIED: the build stops if it is not
-`BBox_List_2017.csv`). Usage is
-unrestricted with a link, acknowledgement of the NIH Clinical Center and a citation.
+the box list's order, as from the unpacked images. A re-packaging's `images_NNN.zip` are read in place too;
+from the hub, `alkzar90/NIH-Chest-X-ray-dataset` keeps the same files in `data/` (the name of its box list
+is UNVERIFIED: the build stops if it is not `BBox_List_2017.csv`). Usage is unrestricted with a link,
+acknowledgement of the NIH Clinical Center and a citation.
 - `BBox_List_2017.csv`: header `Image Index,Finding Label,Bbox [x,y,w,h],,,`, rows
   `name,label,x,y,w,h` — x, y the top-left corner, in pixels of the 1024x1024 PNG. Read by position.
 - The box list spells `Infiltrate`; the label file `Infiltration`. Labels are mapped to the label file's
@@ -130,4 +130,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         else:
             in_archives[name] = parts
     for item in streamed_images(archives, list(in_archives), ordered=True):
-        yield item if isinstance(item, Reject) else _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))
+        if isinstance(item, Reject):
+            yield item
+        else:
+            yield _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))

@@ -73,7 +73,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
     root = release_root(root)
     split_of = split_assigner(root, options)
     image_of, archives = image_files(root)
-    in_archives: dict[str, tuple[Entry, str]] = {}  # image name -> its row, while the tarballs stream
+    in_archives: dict[str, list[tuple[Entry, str]]] = {}  # image name -> its rows, while the tarballs stream
     for e in read_data_entry(data_entry_path(root)):
         if isinstance(e, Reject):
             yield e
@@ -85,12 +85,11 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             yield Reject(sid, "not_in_split_lists", f"{e.image} is in neither train_val_list.txt nor test_list.txt")
         elif image_of:
             yield _sample(e, split, image_of(e.image))
-        elif e.image in in_archives:  # the unpacked build writes both and rejects the second as a duplicate
-            yield Reject(sid, "duplicate_id", f"{e.image}: a second row in the label file")
-        else:
-            in_archives[e.image] = (e, split)
+        else:  # a repeated row is the build's duplicate_id reject, as from the unpacked images
+            in_archives.setdefault(e.image, []).append((e, split))
     for item in streamed_images(archives, list(in_archives)):
         if isinstance(item, Reject):
             yield item
-        else:
-            yield _sample(*in_archives.pop(item[0]), ImageSource(data=item[1], mode="L"))
+            continue
+        for e, split in in_archives.pop(item[0]):
+            yield _sample(e, split, ImageSource(data=item[1], mode="L"))

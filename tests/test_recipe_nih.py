@@ -252,3 +252,21 @@ def test_hub_repackaging_layout(tmp_path):
         assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files)
         build(get_recipe(name), snap, BuildOptions(output=tmp_path / "b"))
         assert shard_digests(tmp_path / "b" / name) == shard_digests(tmp_path / "a" / name)
+
+
+def test_a_repeated_label_row_is_one_duplicate_from_the_tarballs_too(tmp_path):
+    """Both rows of an image the label file lists twice reach the build, which rejects the second as
+    `duplicate_id`, from the tarballs as from the unpacked images."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import make
+
+    raw = make("nih_vqa", tmp_path / "raw")
+    entry = raw / "Data_Entry_2017_v2020.csv"
+    entry.write_text(entry.read_text() + entry.read_text().splitlines()[1] + "\n")
+    unpacked = build(get_recipe("nih_vqa"), raw, BuildOptions(output=tmp_path / "a"))
+    _pack_box_tarballs(raw)
+    packed = build(get_recipe("nih_vqa"), raw, BuildOptions(output=tmp_path / "b"))
+    assert unpacked.manifest["rejects_by_reason"] == {"duplicate_id": 1}
+    assert packed.manifest["rejects_by_reason"] == unpacked.manifest["rejects_by_reason"]
+    assert packed.manifest["counts"] == unpacked.manifest["counts"]

@@ -22,7 +22,7 @@ def _files(tmp_path, names):
     return out
 
 
-@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tgz", ".tar.zst"])
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst"])
 def test_every_compression_gives_the_same_members(tmp_path, suffix):
     archive = tar_files(_files(tmp_path, ["b.png", "a.png", "notes.txt"]), tmp_path / f"x{suffix}", "images/")
     assert list(iter_members(archive, (".png",))) == [("images/b.png", b"bytes of b.png"),

@@ -69,10 +69,9 @@ def release_root(root: Path) -> Path:
     """The folder holding the label file: `root`, or its `data/` in the HF re-packaging
     (`alkzar90/NIH-Chest-X-ray-dataset`: `data/Data_Entry_2017_v2020.csv`, `data/train_val_list.txt`,
     `data/test_list.txt`, `data/images/images_001.zip` ...)."""
-    if not any((root / n).exists() for n in DATA_ENTRY_NAMES) and any((root / "data" / n).exists()
-                                                                      for n in DATA_ENTRY_NAMES):
-        return root / "data"
-    return root
+    def has_labels(folder: Path) -> bool:
+        return any((folder / n).exists() for n in DATA_ENTRY_NAMES)
+    return root / "data" if not has_labels(root) and has_labels(root / "data") else root
 
 
 def data_entry_path(root: Path) -> Path:

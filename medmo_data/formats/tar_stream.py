@@ -27,12 +27,7 @@ from medmo_data.formats.tables import check_regular
 from medmo_data.recipe import Reject
 
 K = TypeVar("K", bound=Hashable)
-TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def is_tar_name(name: str) -> bool:
-    return name.lower().endswith(TAR_SUFFIXES)
 
 
 def _stream(raw: IO[bytes]) -> IO[bytes]:
