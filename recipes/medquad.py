@@ -23,8 +23,12 @@ qids (`0000013_2-1` ...) for different questions: 42 real pairs share 8 `(folder
 duplicate; `(folder, file, qid)` is unique. A true duplicate (the same cleaned question AND answer as an
 earlier pair: 48 real pairs, all in `5_NIDDK_QA`, inside one file or across republished files such as
 `0000027.xml` = `0000037.xml`) is rejected as `duplicate_pair`, naming its file and the pair it repeats.
-Every reject's detail names its file. Single `train` split: MedQuAD's own test material (the
-LiveQA-Med judgments zip) is not read; no benchmark overlap found (sources.md §6.2).
+Every reject's detail names its file. Single `train` split; no benchmark overlap found (sources.md §6.2).
+
+Left unread on purpose: `QA-TestSet-LiveQA-Med-Qrels-2479-Answers.zip`. It is not a QA set: it holds TREC
+judgments (`<question no> <1-Incorrect|...|4-Excellent> <answer id>` for 103 LiveQA-Med 2017 test
+questions, whose text is not in the zip) and a CSV `AnswerID, Answer` of the 2,479 judged MedQuAD answers,
+1,914 of them from the three MedlinePlus sets whose answers the XML release removed for copyright.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ outside `medqa_train`. Inputs look like "###Question: ...\\n###Options:\\nA. ...
 "###Answer: OPTION D IS CORRECT." or "###Rationale: ..."; the text is kept as released (instruction, blank
 line, input; output as the answer). When an output names a choice ("OPTION D IS CORRECT") the letter goes to
 `target.choice` so a reward can check it; `target.answer` is the whole output. Rows: single `train` split,
-ids by position (`0000042`). MedMO also read a `test_data.json` as validation/test; its shape is not
-documented, so it is not read.
+ids by position (`0000042`). MedMO also read a `test_data.json` as validation/test; the hub repository
+serves only `release.json` and no public copy of that file was found, so it is not read.
 
 Rejects: missing/non-string `instruction` or `output` (`missing_field` / `malformed_record`), empty output
 or an instruction+input with no text (`empty_text`), malformed or non-UTF-8 items. An empty or placeholder

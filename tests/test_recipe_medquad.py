@@ -17,6 +17,7 @@ def _rejects(folder):
 def test_xml_tree_all_variants(tmp_path):
     res = build_fixture("medquad", tmp_path)
     out = tmp_path / "out" / "medquad"
+    # The LiveQA judgments zip at the root (qrels and retrieved answers, not QA pairs) adds nothing.
     assert res.manifest["counts"] == {"read": 67, "written": 42, "rejected": 25}
     assert res.manifest["rejects_by_reason"] == {"no_answer": 13, "malformed_xml": 1, "non_utf8_text": 1,
                                                  "empty_text": 1, "duplicate_pair": 9}
