@@ -21,10 +21,15 @@ label file exists but holds no finding is a real negative ("no fracture, no anom
 answer `None found.`; a MISSING label file is rejected (`missing_labels`), it may just be unannotated.
 Labels (`-o labels=yolo|supervisely`; default the YOLO folder when present, else the Supervisely one):
 MedMO read the Supervisely JSON export of the same boxes, `folder_structure/supervisely/wrist/ann/
-<filestem>.png.json` (Supervisely's `<image name>.json`; any `folder_structure/supervisely/*/ann/` is looked
-in): `objects[]` with `classTitle` and `points.exterior`, box = min/max of the points (what MedMO did).
-Class titles are matched to the YOLO ids ignoring case, spaces, `_` and `-`; `text` markers and the `axis`
-lines MedMO skipped never enter a sample; any other title is an `unknown_label` reject.
+<filestem>.json` (the name two public loaders of the real export read; Supervisely's usual `<image
+name>.json`, `<filestem>.png.json`, is accepted too; any `folder_structure/supervisely/*/ann/` is looked
+in): `objects[]` with `classTitle` and `points.exterior` (rectangles, lines, polygons), box = min/max of
+the points (what MedMO did). Class titles are the YOLO ids in lower case (`fracture`, `metal`,
+`periostealreaction`, ..., as those loaders compare them), matched ignoring case, spaces, `_` and `-`;
+`text` markers and the `axis` lines MedMO skipped never enter a sample; any other title is an
+`unknown_label` reject. The export also holds the images, `folder_structure/supervisely/wrist/img/
+<filestem>.png`: used when there is no `images*` folder or zip. `folder_structure.zip` left packed is read
+in place (members under `folder_structure/` or at the top), labels and images alike.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pathlib import Path
 
 from medmo_data.families import yolo
 from medmo_data.formats.archive import ReleaseTree
-from medmo_data.formats.tables import FileRefused, iter_csv, read_small
+from medmo_data.formats.tables import FileRefused, iter_csv
 from medmo_data.pixels import boxes
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo, require
 from medmo_data.render import HINT, NO_OBJECTS
@@ -56,8 +61,9 @@ NOT_FINDINGS = {"text", "axis"}  # burned-in markers; the Supervisely export's b
 DISPLAY = {"boneanomaly": "bone anomaly", "bonelesion": "bone lesion", "foreignbody": "foreign body",
            "fracture": "fracture", "metal": "metal", "periostealreaction": "periosteal reaction",
            "pronatorsign": "pronator sign", "softtissue": "soft-tissue swelling"}
-LABELS = "folder_structure/yolov5/labels"
-SUPERVISELY_ANN = "folder_structure/supervisely/*/ann"
+FOLDER = "folder_structure"  # unpacked, or folder_structure.zip read in place
+LABELS = "yolov5/labels"
+SUPERVISELY = re.compile(r"^supervisely/[^/]+/(ann|img)/([^/]+)$")
 Found = list[tuple[str, list[float]]]  # (class id as in CLASSES, XYXY box in source pixels) per labelled object
 IMAGE_DIRS = ("images", "images_part*")
 IMAGE_ZIPS = ("images_part*.zip", "images.zip")  # left packed: members looked up by file name, in place
@@ -81,9 +87,14 @@ def _age(cell: str | None, from_stem: str) -> float:
         return float(from_stem)
 
 
-def class_names(root: Path) -> list[str]:
-    meta = root / "folder_structure/yolov5/meta.yaml"
-    return yolo.read_names(meta) if meta.exists() else CLASSES
+def label_tree(root: Path) -> ReleaseTree:
+    """`folder_structure/`, unpacked or as `folder_structure.zip` (its own top folder or none)."""
+    return ReleaseTree(root, FOLDER, prefixes=(f"{FOLDER}/", ""))
+
+
+def class_names(tree: ReleaseTree) -> list[str]:
+    meta = "yolov5/meta.yaml"
+    return yolo.read_names(Path(tree.where(meta)), tree.read_bytes(meta)) if tree.exists(meta) else CLASSES
 
 
 def image_index(root: Path) -> dict[str, Path]:
@@ -96,54 +107,96 @@ def image_index(root: Path) -> dict[str, Path]:
     return index
 
 
-def _yolo_objects(root: Path, stem: str, img: ImageSource, names: list[str]) -> Found:
+def _yolo_objects(tree: ReleaseTree, stem: str, img: ImageSource, names: list[str]) -> Found:
     width, height = yolo.image_size(Path(img.path or f"{stem}.png"), img.data)
-    found = yolo.read_labels(root / LABELS / f"{stem}.txt", width, height)
+    rel = f"{LABELS}/{stem}.txt"
+    if tree.members:  # folder_structure.zip
+        if not tree.exists(rel):
+            raise yolo.YoloError("missing_labels", f"{tree.where(rel)} does not exist")
+        found = yolo.parse_labels(_utf8(tree, rel), width, height, tree.where(rel))
+    else:
+        found = yolo.read_labels(tree.dir / rel, width, height)
     unknown = [b.cls for b in found if b.cls >= len(names)]
     if unknown:
         raise yolo.YoloError("unknown_label", f"class id {unknown[0]} outside the {len(names)} classes")
     return [(names[b.cls], b.bbox) for b in found]
 
 
+def _utf8(tree: ReleaseTree, rel: str) -> str:
+    try:
+        return tree.read_bytes(rel).decode("utf-8")
+    except FileRefused as exc:
+        raise yolo.YoloError(exc.reason, str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise yolo.YoloError("non_utf8_text", f"{tree.where(rel)}: byte {exc.start} is not UTF-8") from exc
+
+
 def _compact(title: str) -> str:
     return re.sub(r"[\s_\-]+", "", title).lower()
 
 
-def _supervisely_objects(ann_dirs: list[Path], stem: str) -> Found:
-    """Objects of `<stem>.png.json` (or `<stem>.json`) in the first ann folder holding it."""
-    path = next((d / n for d in ann_dirs for n in (f"{stem}.png.json", f"{stem}.json") if (d / n).exists()), None)
-    if path is None:
-        raise yolo.YoloError("missing_labels", f"no {stem}.png.json in {', '.join(map(str, ann_dirs))}")
+def _supervisely_objects(tree: ReleaseTree, ann: dict[str, str], stem: str) -> Found:
+    """Objects of `<stem>.json` (or `<stem>.png.json`) in the first ann folder holding it."""
+    rel = ann.get(f"{stem}.json") or ann.get(f"{stem}.png.json")
+    if rel is None:
+        raise yolo.YoloError("missing_labels", f"no {stem}.json in {tree.where('supervisely/*/ann')}")
+    text = _utf8(tree, rel)
     try:
         found = [(str(obj.get("classTitle", "")), boxes.from_points(obj["points"]["exterior"]))
-                 for obj in json.loads(read_small(path))["objects"]]
-    except FileRefused as exc:
-        raise yolo.YoloError(exc.reason, str(exc)) from exc
+                 for obj in json.loads(text)["objects"]]
     except (ValueError, KeyError, TypeError, AttributeError, boxes.BoxError) as exc:
-        raise yolo.YoloError("malformed_label", f"{path}: not a Supervisely annotation ({type(exc).__name__}: "
-                                                f"{exc})") from exc
+        raise yolo.YoloError("malformed_label", f"{tree.where(rel)}: not a Supervisely annotation "
+                                                f"({type(exc).__name__}: {exc})") from exc
     unknown = [t for t, _ in found if _compact(t) not in CLASSES and _compact(t) not in NOT_FINDINGS]
     if unknown:
-        raise yolo.YoloError("unknown_label", f"{path}: classTitle {unknown[0]!r}")
+        raise yolo.YoloError("unknown_label", f"{tree.where(rel)}: classTitle {unknown[0]!r}")
     return [(_compact(t), b) for t, b in found]
+
+
+def _export_files(tree: ReleaseTree) -> tuple[dict[str, str], dict[str, str], bool]:
+    """The Supervisely export's annotation names (file name -> tree name, first ann folder wins) and images
+    (stem -> tree name), and whether the YOLO label folder is there."""
+    ann: dict[str, str] = {}
+    img: dict[str, str] = {}
+    has_yolo = False
+    for name in tree.names() if tree.found else []:
+        m = SUPERVISELY.match(name)
+        if m and m.group(1) == "ann":
+            ann.setdefault(m.group(2), name)
+        elif m and name.endswith(".png"):
+            img.setdefault(m.group(2)[:-4], name)
+        has_yolo = has_yolo or name.startswith(f"{LABELS}/")
+    return ann, img, has_yolo
 
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     require(root / "dataset.csv", "dataset.csv")
-    ann_dirs = sorted(p for p in root.glob(SUPERVISELY_ANN) if p.is_dir())
-    source = options.get("labels", "yolo" if (root / LABELS).is_dir() or not ann_dirs else "supervisely")
+    tree = label_tree(root)
+    ann, export_images, has_yolo = _export_files(tree)
+    source = options.get("labels", "yolo" if has_yolo or not ann else "supervisely")
     if source not in ("yolo", "supervisely"):
         raise SourceError(f"option labels must be yolo or supervisely, got {source!r}")
     if source == "yolo":
-        require(root / LABELS, "YOLO label folder")
-        names = class_names(root)
-    elif not ann_dirs:
-        raise SourceError(f"{root}: no {SUPERVISELY_ANN} folder (the Supervisely export) for labels=supervisely")
+        if not has_yolo:
+            raise SourceError(f"{tree.where(LABELS)}: the YOLO label folder is missing (or give -o "
+                              "labels=supervisely for the Supervisely export)")
+        names = class_names(tree)
+    elif not ann:
+        raise SourceError(f"{tree.where('supervisely/*/ann')}: no Supervisely annotations (the export MedMO "
+                          "read) for labels=supervisely")
     images = image_index(root)
     zips = None if images else ReleaseTree.in_zips(root, IMAGE_ZIPS)
-    if zips is not None and not zips.members:
+    if zips is not None and not zips.members and not export_images:
         raise SourceError(f"{root}: no PNG under images/ or images_part1/ ... images_part4/ (the unpacked "
-                          "figshare image zips), and no images_part*.zip")
+                          "figshare image zips), no images_part*.zip and no folder_structure/supervisely/*/img/")
+
+    def image_of(stem: str) -> ImageSource:
+        if images:
+            return ImageSource(path=str(images.get(stem, root / "images_part1" / f"{stem}.png")))
+        if zips is not None and zips.members:
+            return zips.image(f"{stem}.png")
+        return tree.image(export_images.get(stem, f"supervisely/wrist/img/{stem}.png"))
+
     val_pct, test_pct = int(options.get("val_pct", 10)), int(options.get("test_pct", 10))
     for item in iter_csv(root / "dataset.csv", required=["filestem", "patient_id"]):
         if isinstance(item, Reject):
@@ -158,10 +211,9 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
         if row["patient_id"].strip() != str(int(m.group(1))) and row["patient_id"].strip() != m.group(1):
             yield Reject(stem, "bad_filename", f"{rid}: stem patient {m.group(1)} != patient_id {row['patient_id']}")
             continue
-        img = (zips.image(f"{stem}.png") if zips is not None
-               else ImageSource(path=str(images.get(stem, root / "images_part1" / f"{stem}.png"))))
+        img = image_of(stem)
         try:
-            found = _yolo_objects(root, stem, img, names) if source == "yolo" else _supervisely_objects(ann_dirs, stem)
+            found = _yolo_objects(tree, stem, img, names) if source == "yolo" else _supervisely_objects(tree, ann, stem)
         except yolo.YoloError as exc:
             yield Reject(stem, exc.reason, exc.detail)
             continue

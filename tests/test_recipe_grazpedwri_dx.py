@@ -153,7 +153,7 @@ def test_image_zips_left_packed(tmp_path):
 
 
 def test_supervisely_export_gives_the_yolo_samples(tmp_path):
-    """MedMO read the Supervisely JSON export (`folder_structure/supervisely/wrist/ann/<stem>.png.json`):
+    """MedMO read the Supervisely JSON export (`folder_structure/supervisely/wrist/ann/<stem>.json`):
     without the YOLO folder it is read instead, box = min/max of `points.exterior`, `axis` lines and `text`
     markers left out, and the samples equal the YOLO build's; the same images are rejected for the same
     reasons."""
@@ -184,3 +184,53 @@ def test_labels_option_names_the_supervisely_folder(tmp_path):
     raw = make("grazpedwri_dx", tmp_path / "raw")
     with pytest.raises(SourceError, match="supervisely"):
         list(get_recipe("grazpedwri_dx").records(raw, {"labels": "supervisely"}))
+
+
+def test_supervisely_title_spellings():
+    """Titles are the YOLO ids in lower case in the real export; other spellings of them still match."""
+    from medmo_data.recipes.grazpedwri_dx import CLASSES, _compact
+
+    assert [_compact(t) for t in ("Periosteal_Reaction", "soft tissue", "Bone-Anomaly", "TEXT")] == [
+        "periostealreaction", "softtissue", "boneanomaly", "text"]
+    assert {_compact(c) for c in CLASSES} == set(CLASSES)
+
+
+@pytest.mark.parametrize("prefix", ["folder_structure/", ""])
+def test_folder_structure_zip_left_packed(tmp_path, prefix):
+    """`folder_structure.zip` as downloaded, read in place whether its members sit under `folder_structure/`
+    or at the top: the YOLO labels and meta.yaml give the unpacked build's shards and rejects; so does the
+    Supervisely export with the images only in its `img/` folder."""
+    from medmo_data.build.distributor import BuildOptions, build
+    from medmo_data.recipe import get_recipe
+    from tests.fixtures import grazpedwri_dx as fx
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests, zip_folder
+
+    recipe = get_recipe("grazpedwri_dx")
+    raw = make("grazpedwri_dx", tmp_path / "raw")
+    (raw / "folder_structure" / "yolov5" / "meta.yaml").write_text(  # a meta.yaml that must be read
+        "nc: 9\nnames: [boneanomaly, bonelesion, foreignbody, break, metal, periostealreaction, pronatorsign, "
+        "softtissue, text]\n")
+    unpacked = build(recipe, raw, BuildOptions(output=tmp_path / "a"))
+    zip_folder(raw / "folder_structure", raw / "folder_structure.zip", prefix)
+    packed = build(recipe, raw, BuildOptions(output=tmp_path / "b"))
+    assert packed.manifest["counts"] == unpacked.manifest["counts"] and packed.manifest["counts"]["written"] == 5
+    assert packed.manifest["rejects_by_reason"] == unpacked.manifest["rejects_by_reason"]
+    assert shard_digests(tmp_path / "b" / "grazpedwri_dx") == shard_digests(tmp_path / "a" / "grazpedwri_dx")
+    assert "break" in {o["label"] for o in by_id(read_samples(tmp_path / "b" / "grazpedwri_dx"))[R1]["json"]["objects"]}
+
+    sly = tmp_path / "sly"
+    sly.mkdir()
+    fx.make_supervisely(sly)
+    in_parts = build(recipe, sly, BuildOptions(output=tmp_path / "c"))
+    export = tmp_path / "export"
+    export.mkdir()
+    fx.make_supervisely(export, images_in_export=True)
+    assert not list(export.glob("images_part*"))
+    unpacked_export = build(recipe, export, BuildOptions(output=tmp_path / "d"))
+    zip_folder(export / "folder_structure", export / "folder_structure.zip", prefix)
+    packed_export = build(recipe, export, BuildOptions(output=tmp_path / "e"))
+    for res, out in ((unpacked_export, "d"), (packed_export, "e")):
+        assert res.manifest["counts"] == in_parts.manifest["counts"]
+        assert res.manifest["rejects_by_reason"] == in_parts.manifest["rejects_by_reason"]
+        assert shard_digests(tmp_path / out / "grazpedwri_dx") == shard_digests(tmp_path / "c" / "grazpedwri_dx")

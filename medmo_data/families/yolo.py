@@ -82,9 +82,10 @@ def spoken(name: str) -> str:
     return " ".join(name.replace("_", " ").split())
 
 
-def read_names(path: Path) -> list[str]:
-    """Class names by index from a YOLO `*.yaml` (`names:`) or a one-name-per-line text file."""
-    text = read_small(path).decode("utf-8")
+def read_names(path: Path, data: bytes | None = None) -> list[str]:
+    """Class names by index from a YOLO `*.yaml` (`names:`) or a one-name-per-line text file (its bytes
+    `data`, a zip member's, when given)."""
+    text = (read_small(path) if data is None else data).decode("utf-8")
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
