@@ -13,9 +13,11 @@ whole_cell`, the TissueNet default, or `target=nuclear`); TissueNet tiles are st
 membrane stain in green and the nuclear stain in blue, each channel scaled by its own 0.5-99.5
 percentiles; DynamicNuclearNet tiles are grey. Splits are the release's files. Tiles with more than
 `max_boxes` (default 100) cells are rejected as `too_many_boxes`, tiles without a cell as `no_objects`.
-Arrays are streamed tile by tile (a TissueNet train split is ~5 GB). The `meta` table is a pickled
-object array; it is read only with `meta=trust` (unpickling runs code from the file), otherwise the
-`experiment`/`specimen` fields stay empty.
+Arrays are streamed tile by tile (a TissueNet train split is ~5 GB). The `meta` table (`meta.npy`, row 0
+= column names) is an object array, which `np.save` writes as a pickle: it is read without unpickling
+(`safe_pickle.load_npy_objects` admits only numpy's own array pickle of plain values), so nothing in the
+file runs; a table of another shape, or one that does not line up with the tiles (the test split's is
+known to be 3 rows off), leaves `experiment`/`specimen` empty.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from medmo_data.families import cells
+from medmo_data.formats.archive import open_zip
+from medmo_data.formats.safe_pickle import load_npy_objects
+from medmo_data.formats.tables import MAX_METADATA_BYTES
 from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError, SourceInfo
 
 INFO = SourceInfo(
@@ -54,11 +59,17 @@ def split_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def _meta_rows(path: Path, n: int) -> list[dict[str, str]]:
-    """Per-tile `experiment`/`specimen` from the pickled `meta` table (row 0 = column names)."""
-    with np.load(path, allow_pickle=True) as z:
-        if "meta" not in z.files:
+    """Per-tile `experiment`/`specimen` from the `meta` table (row 0 = column names), never unpickled."""
+    with open_zip(path) as zf:
+        if "meta.npy" not in zf.namelist():
             return [{} for _ in range(n)]
-        table = np.asarray(z["meta"])
+        with zf.open("meta.npy") as member:
+            data = member.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise SourceError(f"{path}:meta.npy: over {MAX_METADATA_BYTES} bytes")
+    table = load_npy_objects(data, f"{path}:meta.npy")
+    if table.ndim != 2 or len(table) < 1:
+        return [{} for _ in range(n)]
     header = [str(c) for c in table[0]]
     rows = [dict(zip(header, (str(v) for v in r), strict=False)) for r in table[1:]]
     return rows if len(rows) == n else [{} for _ in range(n)]  # test meta is known to be off by 3 rows
@@ -66,7 +77,6 @@ def _meta_rows(path: Path, n: int) -> list[dict[str, str]]:
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     max_boxes = cells.max_boxes_option(options)
-    trust_meta = options.get("meta") == "trust"
     for split, path in split_files(root):
         xs, ys = cells.npz_shape(path, "X"), cells.npz_shape(path, "y")
         if xs is None or ys is None:
@@ -83,7 +93,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
             if target != "nuclear":
                 raise SourceError(f"{path}: y has {yshape[3]} channel(s) (DynamicNuclearNet): only target=nuclear")
             channel = 0
-        metas = _meta_rows(path, xshape[0]) if trust_meta else [{} for _ in range(xshape[0])]
+        metas = _meta_rows(path, xshape[0])
         what = ("fluorescence microscopy image (green: membrane/cytoplasm stain, blue: nuclear stain)"
                 if xshape[3] >= 2 else "fluorescence microscopy image of stained nuclei")
         prompt = cells.detection_prompt(label, what)

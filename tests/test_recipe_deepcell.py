@@ -33,12 +33,12 @@ def test_whole_cell_boxes_touching(built):
     assert rec["task"] == "detection" and rec["target"] == {"labels": ["cell"], "count": 2}
     assert {o["label"] for o in rec["objects"]} == {"cell"}
     assert boxes_of(s["train-00002"]["json"])[3] == [40.0, 44.0, 62.0, 64.0]  # ends on the tile edge
-    assert rec["meta"]["experiment"] == ""  # meta table not unpickled by default
+    assert rec["meta"]["experiment"] == "exp0" and rec["meta"]["specimen"] == "tonsil"  # read, never unpickled
     assert rec["images"][0]["width"] == 64 and "membrane" in rec["messages"][0]["content"][1]["text"]
 
 
 def test_nuclear_target_and_meta(tmp_path):
-    res = build_fixture("deepcell", tmp_path, recipe_options={"target": "nuclear", "meta": "trust"})
+    res = build_fixture("deepcell", tmp_path, recipe_options={"target": "nuclear"})
     s = by_id(read_samples(tmp_path / "out" / "deepcell"))
     rec = s["train-00000"]["json"]
     assert boxes_of(rec) == [[15.0, 20.0, 25.0, 30.0], [35.0, 20.0, 45.0, 30.0]]

@@ -1,13 +1,15 @@
 """The whitelist pickle reader: plain data round-trips for every protocol; code-running pickles are refused
 before anything runs."""
 
+import io
 import os
 import pickle
 import pickletools
 
+import numpy as np
 import pytest
 
-from medmo_data.formats.safe_pickle import UnsafePickle, load_path, loads, main
+from medmo_data.formats.safe_pickle import UnsafePickle, load_npy_objects, load_path, loads, main
 from medmo_data.recipe import SourceError
 
 DATA = [
@@ -99,3 +101,54 @@ def test_cli_converts_to_json(tmp_path, capsys):
     assert "refused" in capsys.readouterr().err
     with pytest.raises(SourceError, match="missing"):
         load_path(tmp_path / "nope.pkl")
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _meta_table() -> np.ndarray:
+    return np.array([["filename", "experiment", "pixel_size", "count"],
+                     ["a.tif", np.str_("exp0"), np.float64(0.5), np.int64(-3)],
+                     ["b.tif", "exp1", 0.25, 7]], dtype=object)
+
+
+def test_npy_object_array_read_without_unpickling():
+    table = _meta_table()
+    got = load_npy_objects(_npy(table), "meta.npy")
+    assert got.dtype == object and got.shape == (3, 4)
+    assert got.tolist() == [["filename", "experiment", "pixel_size", "count"],
+                            ["a.tif", "exp0", 0.5, -3], ["b.tif", "exp1", 0.25, 7]]
+    assert [type(v) for v in got[1]] == [str, str, float, int]  # numpy scalars become plain values
+
+
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+def test_numpy_array_pickle_every_protocol(proto):
+    table = _meta_table()
+    assert loads(pickle.dumps(table, protocol=proto), "t", numpy_arrays=True).tolist() == table.tolist()
+    with pytest.raises(UnsafePickle, match="GLOBAL"):  # off unless asked for
+        loads(pickle.dumps(table, protocol=proto), "t")
+
+
+@pytest.mark.parametrize("proto", [2, 4])
+def test_numpy_mode_still_refuses_code(proto):
+    marker = "/tmp/medmo_safe_pickle_pwned"
+    if os.path.exists(marker):
+        os.remove(marker)
+    table = np.array([["filename"], [_Evil()]], dtype=object)
+    with pytest.raises(UnsafePickle, match=r"refused global (posix|os|nt)\.system"):
+        loads(pickle.dumps(table, protocol=proto), "evil.npy", numpy_arrays=True)
+    assert not os.path.exists(marker)
+    # An admitted name called with anything but numpy's own arguments is refused, too.
+    fake = pickle.dumps(np.dtype("f8"), protocol=2).replace(b"f8", b"V9")
+    with pytest.raises(UnsafePickle, match="not numpy's own pickle"):
+        loads(fake, "fake", numpy_arrays=True)
+
+
+def test_npy_must_hold_an_object_array():
+    with pytest.raises(UnsafePickle, match="not an object array"):
+        load_npy_objects(_npy(np.zeros(3)), "x.npy")
+    with pytest.raises(UnsafePickle, match="not an .npy file"):
+        load_npy_objects(b"PK\x03\x04 not npy", "x.npy")
