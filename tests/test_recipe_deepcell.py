@@ -1,7 +1,11 @@
+import zipfile
+
 import numpy as np
 import pytest
 
+from medmo_data.build.distributor import BuildOptions, build
 from medmo_data.families import cells
+from medmo_data.recipe import SourceError, get_recipe
 from tests.boxcheck import assert_boxes_on_objects, assert_show_grid
 from tests.helpers import build_fixture, by_id, read_samples
 
@@ -69,3 +73,66 @@ def test_npz_rows_stream(tmp_path):
     assert len(rows) == 2 and (rows[1] == a[1]).all()
     assert cells.npz_shape(tmp_path / "t.npz", "a") == ((2, 3, 4), np.dtype("int16"))
     assert cells.npz_shape(tmp_path / "t.npz", "b") is None
+
+
+def _build(recipe_name, raw, out):
+    return build(get_recipe(recipe_name), raw, BuildOptions(output=out))
+
+
+def test_tissuenet_zip_read_in_place(tmp_path):
+    """`tissuenet_v1.1.zip` as downloaded (split files at the top, a README beside them) gives the unpacked
+    build's shards; with both the zip and its unpacked files present each split is read once."""
+    from tests.fixtures import make
+    from tests.fixtures._zips import shard_digests
+
+    raw = make("deepcell", tmp_path / "raw")
+    unpacked = _build("deepcell", raw, tmp_path / "a")
+    with zipfile.ZipFile(raw / "tissuenet_v1.1.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("README.md", "TissueNet v1.1")
+        for p in sorted(raw.glob("*.npz")):
+            z.write(p, p.name)
+    both = _build("deepcell", raw, tmp_path / "b")
+    for p in raw.glob("*.npz"):
+        p.unlink()
+    packed = _build("deepcell", raw, tmp_path / "c")
+    assert packed.manifest["counts"] == unpacked.manifest["counts"] == both.manifest["counts"]
+    assert packed.manifest["counts"]["written"] == 4
+    digests = shard_digests(tmp_path / "a" / "deepcell")
+    assert shard_digests(tmp_path / "c" / "deepcell") == digests == shard_digests(tmp_path / "b" / "deepcell")
+    rec = by_id(read_samples(tmp_path / "c" / "deepcell"))["train-00000"]["json"]
+    assert rec["meta"]["file"] == "tissuenet_v1.1_train.npz" and rec["meta"]["experiment"] == "exp0"
+
+
+def test_dynamic_nuclear_net_zip(tmp_path):
+    """DynamicNuclearNet (one channel, nuclei only) from its folder and from
+    `DynamicNuclearNet-segmentation-v1_0.zip` left packed: grey tiles, nucleus boxes, the same bytes."""
+    from tests.fixtures import deepcell as fx
+    from tests.fixtures._zips import shard_digests, zip_folder
+
+    raw = tmp_path / "raw"
+    folder = fx.make_dynamic_nuclear_net(raw)
+    res = _build("deepcell", raw, tmp_path / "a")
+    s = by_id(read_samples(tmp_path / "a" / "deepcell"))
+    assert sorted(s) == ["test-00000", "train-00000", "val-00000"] and res.manifest["counts"]["written"] == 3
+    rec = s["train-00000"]["json"]
+    assert boxes_of(rec) == [[15.0, 20.0, 25.0, 30.0], [35.0, 20.0, 45.0, 30.0]]
+    assert rec["target"]["labels"] == ["nucleus"] and "stained nuclei" in rec["messages"][0]["content"][1]["text"]
+    zip_folder(folder, raw / "DynamicNuclearNet-segmentation-v1_0.zip", "DynamicNuclearNet-segmentation-v1_0/")
+    _build("deepcell", raw, tmp_path / "b")
+    assert shard_digests(tmp_path / "b" / "deepcell") == shard_digests(tmp_path / "a" / "deepcell")
+    with pytest.raises(SourceError, match="only target=nuclear"):
+        list(get_recipe("deepcell").records(raw, {"target": "whole_cell"}))
+
+
+def test_npz_member_copy_is_capped(tmp_path, monkeypatch):
+    from tests.fixtures import make
+
+    recipe = get_recipe("deepcell").module
+    raw = make("deepcell", tmp_path / "raw")
+    with zipfile.ZipFile(raw / "tissuenet_v1.1.zip", "w") as z:
+        for p in sorted(raw.glob("*.npz")):
+            z.write(p, p.name)
+            p.unlink()
+    monkeypatch.setattr(recipe, "MAX_NPZ_BYTES", 1000)
+    with pytest.raises(SourceError, match=r"tissuenet_v1.1.zip:tissuenet_v1.1_test.npz: over 1000 bytes"):
+        list(recipe.records(raw, {}))

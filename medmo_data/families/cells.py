@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -123,23 +124,28 @@ def npy_header(member) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def npz_shape(path: Path, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
+def open_npz(src: Path | IO[bytes]) -> zipfile.ZipFile:
+    """An .npz on disk, or one copied out of a release zip (a seekable temporary file)."""
+    return open_zip(src) if isinstance(src, Path) else zipfile.ZipFile(src)
+
+
+def npz_shape(src: Path | IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtype] | None:
     """Shape and dtype of `key` in an .npz, read from its header only; None if the key is absent."""
-    with open_zip(path) as zf:
+    with open_npz(src) as zf:
         if f"{key}.npy" not in zf.namelist():
             return None
         with zf.open(f"{key}.npy") as member:
             return npy_header(member)
 
 
-def iter_npy_rows(path: Path, key: str) -> Iterator[np.ndarray]:
+def iter_npy_rows(src: Path | IO[bytes], key: str, label: str = "") -> Iterator[np.ndarray]:
     """Rows `arr[i]` of array `key` in an .npz, read one at a time (compressed or not)."""
-    with open_zip(path) as zf, zf.open(f"{key}.npy") as member:
+    with open_npz(src) as zf, zf.open(f"{key}.npy") as member:
         shape, dtype = npy_header(member)
         row_shape = shape[1:]
         row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
         for i in range(shape[0]):
             buf = member.read(row_bytes)
             if len(buf) != row_bytes:
-                raise ValueError(f"{path}: {key}.npy ends inside row {i}")
+                raise ValueError(f"{label or src}: {key}.npy ends inside row {i}")
             yield np.frombuffer(buf, dtype=dtype).reshape(row_shape)

@@ -41,14 +41,15 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         raise SourceError(f"{path}: not a readable zip ({exc})") from exc
 
 
-def _copy_capped(zf: zipfile.ZipFile, name: str, label: str, cap: int = MAX_NESTED_ZIP_BYTES) -> IO[bytes]:
-    """Member `name` decompressed into a temporary file, stopping with a SourceError past `cap` bytes."""
+def copy_member(zf: zipfile.ZipFile, name: str, label: str, cap: int = MAX_NESTED_ZIP_BYTES) -> IO[bytes]:
+    """Member `name` decompressed into a temporary file (for random access), stopping with a SourceError
+    past `cap` bytes."""
     copy = tempfile.TemporaryFile()
     with zf.open(name) as src:
         while chunk := src.read(1 << 20):
             if copy.tell() + len(chunk) > cap:
                 copy.close()
-                raise SourceError(f"{label}:{name}: a nested zip over {cap} bytes uncompressed")
+                raise SourceError(f"{label}:{name}: over {cap} bytes uncompressed")
             copy.write(chunk)
     copy.seek(0)
     return copy
@@ -189,7 +190,7 @@ class ReleaseTree:
                 for name in zf.namelist():
                     if name.startswith(prefix) and any(PurePosixPath(name[len(prefix):]).match(z)
                                                        for z in zips or (f"{folder}.zip",)):
-                        copy = _copy_capped(zf, name, label)
+                        copy = copy_member(zf, name, label)
                         self._keep.append(copy)
                         if zipfile.is_zipfile(copy):
                             sub._add(zipfile.ZipFile(copy), wanted, f"{label}:{name}", flat)
