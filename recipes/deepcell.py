@@ -120,13 +120,17 @@ def _meta_rows(npz: Path | IO[bytes], label: str, n: int) -> list[dict[str, str]
 
 def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]:
     max_boxes = cells.max_boxes_option(options)
-    for sf in split_files(root):
+    files = split_files(root)
+    shared = {f.split for f in files if sum(g.split == f.split for g in files) > 1}
+    for sf in files:
+        # TissueNet and DynamicNuclearNet side by side: ids name the file, or both would be `train-00000`
+        prefix = sf.rel.removesuffix(".npz") if sf.split in shared else sf.split
         with sf.open() as npz:
-            yield from _split_records(sf, npz, options, max_boxes)
+            yield from _split_records(sf, npz, options, max_boxes, prefix)
 
 
-def _split_records(sf: SplitFile, npz: Path | IO[bytes], options: dict[str, str], max_boxes: int
-                   ) -> Iterator[RawSample | Reject]:
+def _split_records(sf: SplitFile, npz: Path | IO[bytes], options: dict[str, str], max_boxes: int,
+                   prefix: str) -> Iterator[RawSample | Reject]:
     split, where = sf.split, sf.label
     xs, ys = cells.npz_shape(npz, "X"), cells.npz_shape(npz, "y")
     if xs is None or ys is None:
@@ -156,4 +160,4 @@ def _split_records(sf: SplitFile, npz: Path | IO[bytes], options: dict[str, str]
         objs = cells.mask_objects(np.asarray(y[:, :, channel]), label)
         meta = {"file": PurePosixPath(sf.rel).name, "tile": i, "target": target,
                 "experiment": metas[i].get("experiment", ""), "specimen": metas[i].get("specimen", "")}
-        yield cells.detection_sample(f"{split}-{i:05d}", split, [src], objs, prompt, max_boxes, meta)
+        yield cells.detection_sample(f"{prefix}-{i:05d}", split, [src], objs, prompt, max_boxes, meta)

@@ -124,6 +124,18 @@ def test_dynamic_nuclear_net_zip(tmp_path):
         list(get_recipe("deepcell").records(raw, {"target": "whole_cell"}))
 
 
+def test_both_releases_in_one_folder(tmp_path):
+    """TissueNet and DynamicNuclearNet under one input: ids name the file, so no tile is lost as a duplicate."""
+    from tests.fixtures import deepcell as fx
+    from tests.fixtures import make
+
+    raw = make("deepcell", tmp_path / "raw")
+    fx.make_dynamic_nuclear_net(raw)
+    ids = [r.id for r in get_recipe("deepcell").records(raw, {"target": "nuclear"})]
+    assert len(ids) == len(set(ids)) == 8
+    assert "DynamicNuclearNet-segmentation-v1_0/train-00000" in ids and "tissuenet_v1.1_train-00002" in ids
+
+
 def test_npz_member_copy_is_capped(tmp_path, monkeypatch):
     from tests.fixtures import make
 
