@@ -10,7 +10,8 @@ about 664x512; older files call it `fundus_slo`), `note` (the de-identified clin
 npz file name, column 3 the GPT-4 summary (read by position, as FairCLIP does).
 Text: `--option text=summary` (default when the summary CSV exists; what FairCLIP trains on) or `text=note`
 (the full note). Notes are copied as they are: de-identification placeholders stay, nothing is invented.
-The npz is opened with `allow_pickle=False` (the float image is rescaled min-max to 8 bit); age is not copied.
+The npz is opened with `np.load(..., allow_pickle=False)` (nothing in it runs); the float image is rescaled
+min-max to 8 bit; age is not copied.
 Splits: Training -> train, Validation -> val, Testing -> test.
 """
 

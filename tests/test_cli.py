@@ -182,6 +182,16 @@ def test_info_prints_download_tree_build_and_options():
     assert r.returncode == 2 and "unknown recipe" in r.stderr
 
 
+def test_listed_options_are_the_ones_read():
+    """Options come from what the code reads (directly or through a shared helper such as the cells box
+    cap), not from any `key=value` in a docstring (fairvlmed's `np.load(..., allow_pickle=False)`)."""
+    from medmo_data.publish.source_info import options
+    from medmo_data.recipe import get_recipe
+
+    assert set(options(get_recipe("deepcell"))) == {"max_boxes", "target"}
+    assert set(options(get_recipe("fairvlmed"))) == {"text"}
+
+
 def test_docs_sources_page_is_current():
     from medmo_data.publish.source_info import sources_page
 

@@ -21,6 +21,8 @@ _TICKED = re.compile(r"`([^`\n]+)`")
 _FILE_EXT = re.compile(r"\.(csv|tsv|json|jsonl|zip|tar|gz|tgz|png|jpe?g|dcm|nii|parquet|txt|xml|tiff?|npz|npy|"
                        r"pkl|pickle|h5|mat|md|yaml)$", re.I)
 _OPTION_READ = re.compile(r"""\b(?:options|opts)(?:\.get\(\s*|\[\s*)["']([a-z_][a-z0-9_]*)["']""")
+# Options a shared helper reads for the recipe (the recipe's source names the helper, not the key).
+_OPTION_HELPERS = {"max_boxes": "max_boxes_option(options"}
 _OPTION_DOC = re.compile(r"`(?:-o\s+)?([a-z_][a-z0-9_]*)=([^`]*)`")
 _URL = re.compile(r"https?://[^\s)`>\]]+")
 
@@ -71,7 +73,8 @@ def options(recipe: Recipe) -> dict[str, str]:
     except OSError:  # pragma: no cover - installed without sources
         src = ""
     documented = {k: v for k, v in _OPTION_DOC.findall(doc)}
-    keys = sorted(set(_OPTION_READ.findall(src)) | set(documented))
+    read = set(_OPTION_READ.findall(src)) | {k for k, helper in _OPTION_HELPERS.items() if helper in src}
+    keys = sorted(read | set(documented))
     return {k: documented.get(k, "") for k in keys}
 
 
