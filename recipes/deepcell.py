@@ -103,7 +103,7 @@ def split_files(root: Path) -> list[SplitFile]:
 
 def _meta_rows(npz: Path | IO[bytes], label: str, n: int) -> list[dict[str, str]]:
     """Per-tile `experiment`/`specimen` from the `meta` table (row 0 = column names), never unpickled."""
-    with cells.open_npz(npz) as zf:
+    with cells.open_npz(npz, label) as zf:
         if "meta.npy" not in zf.namelist():
             return [{} for _ in range(n)]
         with zf.open("meta.npy") as member:
@@ -132,7 +132,7 @@ def records(root: Path, options: dict[str, str]) -> Iterator[RawSample | Reject]
 def _split_records(sf: SplitFile, npz: Path | IO[bytes], options: dict[str, str], max_boxes: int,
                    prefix: str) -> Iterator[RawSample | Reject]:
     split, where = sf.split, sf.label
-    xs, ys = cells.npz_shape(npz, "X"), cells.npz_shape(npz, "y")
+    xs, ys = cells.npz_shape(npz, "X", where), cells.npz_shape(npz, "y", where)
     if xs is None or ys is None:
         raise SourceError(f"{where}: needs arrays X and y")
     (xshape, _), (yshape, _) = xs, ys

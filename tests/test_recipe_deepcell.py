@@ -88,7 +88,7 @@ def test_tissuenet_zip_read_in_place(tmp_path):
     raw = make("deepcell", tmp_path / "raw")
     unpacked = _build("deepcell", raw, tmp_path / "a")
     with zipfile.ZipFile(raw / "tissuenet_v1.1.zip", "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("README.md", "TissueNet v1.1")
+        z.writestr("Readme.md", "TissueNet v1.1")  # the zip's own readme, named as users quote it
         for p in sorted(raw.glob("*.npz")):
             z.write(p, p.name)
     both = _build("deepcell", raw, tmp_path / "b")
@@ -145,6 +145,11 @@ def test_npz_member_copy_is_capped(tmp_path, monkeypatch):
         for p in sorted(raw.glob("*.npz")):
             z.write(p, p.name)
             p.unlink()
+    with zipfile.ZipFile(raw / "bad.zip", "w") as z:  # a split name that is not an .npz: named, not a crash
+        z.writestr("x_val.npz", b"not a zip")
+    with pytest.raises(SourceError, match=r"bad.zip:x_val.npz: not a readable .npz"):
+        list(recipe.records(raw, {}))
+    (raw / "bad.zip").unlink()
     monkeypatch.setattr(recipe, "MAX_NPZ_BYTES", 1000)
     with pytest.raises(SourceError, match=r"tissuenet_v1.1.zip:tissuenet_v1.1_test.npz: over 1000 bytes"):
         list(recipe.records(raw, {}))

@@ -25,7 +25,7 @@ import numpy as np
 from medmo_data.formats.archive import open_zip
 from medmo_data.pixels import boxes
 from medmo_data.pixels.transform import rescale_to_uint8
-from medmo_data.recipe import ImageSource, RawSample, Reject
+from medmo_data.recipe import ImageSource, RawSample, Reject, SourceError
 from medmo_data.render import HINT, NO_OBJECTS
 from medmo_data.schema import image, objects, turn
 
@@ -124,14 +124,20 @@ def npy_header(member) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def open_npz(src: Path | IO[bytes]) -> zipfile.ZipFile:
-    """An .npz on disk, or one copied out of a release zip (a seekable temporary file)."""
-    return open_zip(src) if isinstance(src, Path) else zipfile.ZipFile(src)
+def open_npz(src: Path | IO[bytes], label: str = "") -> zipfile.ZipFile:
+    """An .npz on disk, or one copied out of a release zip (a seekable temporary file, named by `label`);
+    a file that is not an .npz stops the build with its name."""
+    if isinstance(src, Path):
+        return open_zip(src)
+    try:
+        return zipfile.ZipFile(src)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{label}: not a readable .npz ({exc})") from exc
 
 
-def npz_shape(src: Path | IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtype] | None:
+def npz_shape(src: Path | IO[bytes], key: str, label: str = "") -> tuple[tuple[int, ...], np.dtype] | None:
     """Shape and dtype of `key` in an .npz, read from its header only; None if the key is absent."""
-    with open_npz(src) as zf:
+    with open_npz(src, label) as zf:
         if f"{key}.npy" not in zf.namelist():
             return None
         with zf.open(f"{key}.npy") as member:
@@ -140,7 +146,7 @@ def npz_shape(src: Path | IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtyp
 
 def iter_npy_rows(src: Path | IO[bytes], key: str, label: str = "") -> Iterator[np.ndarray]:
     """Rows `arr[i]` of array `key` in an .npz, read one at a time (compressed or not)."""
-    with open_npz(src) as zf, zf.open(f"{key}.npy") as member:
+    with open_npz(src, label) as zf, zf.open(f"{key}.npy") as member:
         shape, dtype = npy_header(member)
         row_shape = shape[1:]
         row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
