@@ -135,6 +135,8 @@ def table(res: dict[str, Any]) -> str:
         lines.append(("  fingerprints v1 (pixel sha256 + full-size dHash/thumb)", f"{r['fingerprints_v1_ms']:.2f} ms",
                       f"v2 {r['fingerprints_ms']:.2f} ms", f"{r['fingerprints_v1_ms'] / r['fingerprints_ms']:.1f}x",
                       "(info)", ""))
+        lines.append(("  strided print, not used (misses copies: near_dup_rate --print strided)",
+                      f"{r['prints_strided_ms']:.2f} ms", f"v2 prints {r['prints_ms']:.2f} ms", "", "(info)", ""))
         lines.append(("  decoded pixels: view of Pillow's buffer", f"{r['pixels_view_ms']:.3f} ms",
                       f"np.asarray {r['pixels_asarray_ms']:.3f} ms", "", "(info)", ""))
         lines.append(("  index row + its Parquet share", f"{r['index_row_ms'] + r['index_parquet_ms_per_row']:.3f} ms",

@@ -5,7 +5,9 @@ Pieces, for both fingerprint versions (docs/mixing.md#fingerprints): the exact h
 version 2 xxh3-128 of the pixels) and the perceptual prints (dHash + 16x16 thumbnail: version 1 by BOX
 resizes of the full image, version 2 from one integer box reduction), a draft (DCT-scaled) decode that a
 reduced-size dHash would need on top of the validating full decode (not used: it costs ~0.7 of a full
-decode), `_index_row` and the index Parquet per row. Also the decoded pixels as an array: `np.asarray`
+decode), `_index_row` and the index Parquet per row, and a strided print (dHash and thumbnail from every k-th
+pixel instead of the box reduction; not used: `python -m scripts.near_dup_rate --print strided` shows the
+copies it misses). Also the decoded pixels as an array: `np.asarray`
 (a `tobytes` copy) against the view of Pillow's buffer the decoder takes. Also the window of a 512^2 int16
 CT slice: the float64 formula on the slice (modality LUT copy + window copy, as before issue 19) against
 the per-series lookup table the decoders use now (same bytes, checked).
@@ -42,6 +44,7 @@ def run(n: int = 300) -> dict[str, Any]:
     from medmo_data.mix.fingerprint import dhash64, image_prints, image_prints_v1, pixel_hash, pixel_sha256
     from medmo_data.pixels.decode import pixel_view
     from medmo_data.shards.writer import index_parquet_bytes
+    from scripts.near_dup_rate import strided_prints
 
     buf = io.BytesIO()
     Image.fromarray(gen.grey8(512, 3)).save(buf, "JPEG", quality=90)
@@ -73,6 +76,7 @@ def run(n: int = 300) -> dict[str, Any]:
            "pixel_sha256_ms": _cpu_ms(lambda: pixel_sha256(px), n), "pixel_hash_ms": _cpu_ms(lambda: pixel_hash(px), n),
            "dhash64_ms": _cpu_ms(lambda: dhash64(img), n), "prints_v1_ms": _cpu_ms(lambda: image_prints_v1(img), n),
            "prints_ms": _cpu_ms(lambda: image_prints(img), n),
+           "prints_strided_ms": _cpu_ms(lambda: strided_prints(img), n),
            "pixels_asarray_ms": _cpu_ms(lambda: np.asarray(img), n), "pixels_view_ms": _cpu_ms(lambda: pixel_view(img), n),
            "index_row_ms": _cpu_ms(lambda: _index_row("k", "s.tar", rec, fps), n),
            "index_parquet_ms_per_row": _cpu_ms(lambda: index_parquet_bytes(rows), 5) / n}

@@ -1,6 +1,6 @@
 """How often does `mix`'s near-duplicate image rule exclude a *different* image? (issue #13.7)
 
-    python -m scripts.near_dup_rate [--patients 150]
+    python -m scripts.near_dup_rate [--patients 150] [--print strided]
 
 Decontamination used to drop a training image as "near" a test image when their 64-bit dHashes (9x8 grey)
 are within 4 bits. This script measures that rule ("old"), and the narrowed rule `mix` uses now ("new":
@@ -21,6 +21,11 @@ levels), on:
 
 Prints one table (pairs, how many each rule flags, rate). No network; numbers depend only on the
 seed and the wheel versions.
+
+`--print strided` measures the same rules with a cheaper print that `mix` does NOT use: dHash and thumbnail
+from every k-th pixel of every k-th row (k = the version 2 reduction factor) instead of the k x k box means.
+It skips the full-resolution reduction, the largest cost a JPEG pass-through build adds (issue 19 item 3,
+docs/scale.md); this table is what that saving would cost decontamination.
 """
 
 from __future__ import annotations
@@ -29,16 +34,35 @@ import io
 import itertools
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from medmo_data.mix import fingerprint
 from medmo_data.mix.decontam import DecontamOptions
 from medmo_data.mix.fingerprint import image_prints, thumb_distance
+from medmo_data.pixels.decode import pixel_view
 
 CONFIRM = DecontamOptions().image_thumb_distance
 Print = tuple[int, bytes]
+
+
+def strided_prints(img: Image.Image) -> Print:
+    """(dhash64, thumb16) as version 2 computes them, but from a strided subsample (the centre pixel of each
+    k x k block) in place of the k x k box reduction: reads 1/k^2 of the pixels. A diagnostic, not a
+    fingerprint version: `--print strided` and the bench's `fingerprints` row measure it."""
+    grey = img if img.mode == "L" else img.convert("L")
+    w, h = grey.size
+    k = min(w, h) // fingerprint.REDUCED_SIDE
+    if k < 2:  # version 2 does not reduce such an image either
+        return image_prints(grey)
+    sub = Image.fromarray(np.ascontiguousarray(pixel_view(grey)[k // 2::k, k // 2::k]))  # no full-size copy
+    sub.load()
+    box = (0.0, 0.0, float(sub.width), float(sub.height))
+    grid = fingerprint._box_resize(sub.im, (9, 8), box)
+    return fingerprint._dhash_bits(grid), fingerprint._box_resize(sub.im, (fingerprint.THUMB_SIDE,) * 2, box)
 
 
 def _u8(a: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
@@ -197,8 +221,10 @@ SAME_FRAME = ("US examples_jpeg2k.dcm", "US examples_rgb_color.dcm")  # one ultr
 KINDS = ("resized 0.5x", "JPEG q75", "0.5x + JPEG q75")
 
 
-def measure(patients: int = 150, seed: int = 0) -> list[tuple[str, int, int, int, str]]:
-    """Rows (what, pairs, flagged by the old rule, flagged by the new rule, their thumbnail distances)."""
+def measure(patients: int = 150, seed: int = 0,
+            image_prints: Callable[[Image.Image], Print] = image_prints) -> list[tuple[str, int, int, int, str]]:
+    """Rows (what, pairs, flagged by the old rule, flagged by the new rule, their thumbnail distances);
+    `image_prints`: the print under test (version 2's by default)."""
     fp = lambda a: image_prints(Image.fromarray(a))  # noqa: E731
     rows = []
     images = real_images()
@@ -230,10 +256,15 @@ def main(argv: list[str]) -> None:
     import os
 
     patients = int(argv[argv.index("--patients") + 1]) if "--patients" in argv else 150
+    kind = argv[argv.index("--print") + 1] if "--print" in argv else "v2"
+    prints = {"v2": image_prints, "strided": strided_prints}.get(kind)
+    if prints is None:
+        raise SystemExit(f"--print {kind!r}: must be v2 or strided")
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(f"print: {'version 2 (box reduction)' if kind == 'v2' else 'strided subsample (diagnostic, not used by mix)'}")
     print(f"rules: old = 64-bit dHash within 4 bits; new = old and 16x16 thumbnails within {CONFIRM} grey levels")
     print(f"{'pairs':<62} {'n':>7} {'old':>7} {'rate':>7} {'new':>7} {'rate':>7}  thumb distance of old flags")
-    for what, n, old, new, span in measure(patients):
+    for what, n, old, new, span in measure(patients, image_prints=prints):
         print(f"{what:<62} {n:>7} {old:>7} {old / n:>7.2%} {new:>7} {new / n:>7.2%}  {span}")
 
 

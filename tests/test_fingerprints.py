@@ -20,6 +20,7 @@ from medmo_data.mix.fingerprint import (
     pixel_hash,
     pixel_sha256,
     thumb16,
+    thumb_distance,
 )
 from medmo_data.mix.indices import index_version
 from medmo_data.mix.mixer import MixOptions, mix
@@ -156,3 +157,26 @@ def test_an_unknown_or_malformed_version_is_a_clear_error(tmp_path):
         with pytest.raises(MixError, match=rf"train-000000.index.parquet: index metadata medmo.fingerprint={what} "
                                            r"is not a fingerprint version this medmo-data reads \(1, 2\)"):
             mix(spec_file(tmp_path, ["roco"]), MixOptions(data=data, out=tmp_path / "m.json"))
+
+
+def test_strided_print_reads_only_its_grid_and_loses_a_copys_margin():
+    """The diagnostic behind issue 19 item 3 (scripts/near_dup_rate --print strided): the strided print sees
+    only the centre pixel of each k x k block, equals version 2 where version 2 does not reduce, and its
+    thumbnail of a half-size copy drifts further than version 2's (what makes it miss copies)."""
+    from scripts.near_dup_rate import copies, cxr_phantom, strided_prints
+
+    rng = np.random.default_rng(0)
+    a = cxr_phantom(rng)  # 512 x 512: k = 4, grid pixels at 2, 6, 10, ...
+    base = strided_prints(Image.fromarray(a))
+    off, on = a.copy(), a.copy()
+    off[0:2, :] = 255 - off[0:2, :]  # rows 0-1 lie between the grid rows
+    on[2, :] = 255 - on[2, :]
+    assert strided_prints(Image.fromarray(off)) == base
+    assert strided_prints(Image.fromarray(on))[1] != base[1]
+    assert image_prints(Image.fromarray(off)) != image_prints(Image.fromarray(a))  # v2 reads every pixel
+    small = a[:200, :200].copy()  # shorter side < 256: neither print reduces
+    assert strided_prints(Image.fromarray(small)) == image_prints(Image.fromarray(small))
+    half = copies(a)["resized 0.5x"]
+    v2 = thumb_distance(image_prints(Image.fromarray(a))[1], image_prints(half)[1])
+    strided = thumb_distance(base[1], strided_prints(half)[1])
+    assert v2 < 0.3 < 0.8 < strided  # near_dup_rate's chest X-ray copies: 0.07-0.20 against 0.89-1.32
