@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    # Ray tests run in a child process per module (tests/process_isolation.py says why)
+    from tests import process_isolation
+
+    if not config.pluginmanager.is_registered(process_isolation):
+        config.pluginmanager.register(process_isolation, "medmo-process-isolation")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_hf_datasets_cache(tmp_path_factory):
     import datasets.config
@@ -32,10 +40,10 @@ def vqa_rad(tmp_path_factory) -> Path:
 
 # The test process leaves without interpreter finalization, with pytest's own exit status. Once in six full
 # runs on 2026-12-02 (fresh clone, 832b894) the process died of SIGSEGV *after* "1051 passed" was printed:
-# `make test`, hence CI, failed on a native library's tear-down, not on a test. The suite starts and stops
+# `make test`, hence CI, failed on a native library's tear-down, not on a test. The suite started and stopped
 # Ray three times in this process, which Ray does not support cleanly (ray-project/ray#31145: core-worker
-# threads outliving `ray.shutdown()` crash later); torch, tokenizers and polars threads also run to the
-# end. Every test's own clean-up (Ray shutdowns, temporary folders) has run by then; only atexit handlers
+# threads outliving `ray.shutdown()` crash later): those tests now run in child processes, which end the
+# same way; torch, tokenizers and polars threads still run to the end here. Every test's own clean-up (Ray shutdowns, temporary folders) has run by then; only atexit handlers
 # and module tear-down are skipped.
 _EXIT_STATUS: list[int] = []
 

@@ -134,3 +134,12 @@ def test_remote_dir_commit_is_atomic_on_memory_store(tmp_path):
     assert not local.atomic_put
     local.commit(f)
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["a.tar"]
+
+
+def test_ray_tests_run_in_a_child_process():
+    """tests/process_isolation.py: this module's clusters start and stop outside the main test process."""
+    import os
+
+    from tests.process_isolation import CHILD_ENV
+
+    assert os.environ.get(CHILD_ENV)
