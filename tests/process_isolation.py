@@ -98,5 +98,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         reps = [*reps, {"when": when, "outcome": "failed", "longrepr": why + result["output"], "duration": 0.0}]
     for rep in reps:
         item.ihook.pytest_runtest_logreport(report=_report(item, rep))
+    # What runtestprotocol's teardown would do: pop the collectors (and their fixtures) that earlier items
+    # of this module set up and the next item does not need. Nothing of this item was set up here.
+    item.session._setupstate.teardown_exact(nextitem)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True

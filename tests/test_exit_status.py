@@ -25,18 +25,22 @@ def _run_ray_marked(tmp_path: Path, body: str) -> subprocess.CompletedProcess[st
     """One `ray`-marked test in a folder of its own, run through the suite's conftest."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    ray: runs in a child process\n")
     (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
+    # a module-scoped fixture set up in the parent before the Ray test, then a test of another module: the
+    # parent must still tear the first module down
     (tmp_path / "test_one.py").write_text(
-        f"import os\n\nimport pytest\n\n\n@pytest.mark.ray\ndef test_one():\n    {body}\n\n\n"
-        "def test_here():\n    assert not os.environ.get('MEDMO_TEST_CHILD_REPORTS')\n")
+        "import os\n\nimport pytest\n\n\n@pytest.fixture(scope='module')\ndef here():\n    yield 'parent'\n\n\n"
+        "def test_here(here):\n    assert not os.environ.get('MEDMO_TEST_CHILD_REPORTS')\n\n\n"
+        f"@pytest.mark.ray\ndef test_one():\n    {body}\n")
+    (tmp_path / "test_two.py").write_text("def test_next():\n    pass\n")
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize(("body", "status", "counts", "shown"), [
-    ("assert os.environ.get('MEDMO_TEST_CHILD_REPORTS')", 0, "2 passed", ""),  # ran in the child
-    ("assert 'child' == 'parent'", 1, "1 failed, 1 passed", "assert 'child' == 'parent'"),
-    ("pytest.skip('no cluster here')", 0, "1 passed, 1 skipped", ""),
-    ("os.abort()", 1, "1 failed, 1 passed", "before this test finished"),  # a native crash in the child
+    ("assert os.environ.get('MEDMO_TEST_CHILD_REPORTS')", 0, "3 passed", ""),  # ran in the child
+    ("assert 'child' == 'parent'", 1, "1 failed, 2 passed", "assert 'child' == 'parent'"),
+    ("pytest.skip('no cluster here')", 0, "2 passed, 1 skipped", ""),
+    ("os.abort()", 1, "1 failed, 2 passed", "before this test finished"),  # a native crash in the child
 ])
 def test_ray_tests_run_in_a_child_and_report_in_the_parent(tmp_path, body, status, counts, shown):
     run = _run_ray_marked(tmp_path, body)
